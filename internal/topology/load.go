@@ -142,3 +142,6 @@ func suggest(name string, fields map[string]reflect.Type) string {
 	}
 	return ""
 }
+
+// Marshal writes a topology as YAML.
+func Marshal(t *Topology) ([]byte, error) { return yaml.Marshal(t) }

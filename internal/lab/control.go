@@ -1,0 +1,264 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/geostamp/geostamp/internal/data"
+	"github.com/geostamp/geostamp/internal/topology"
+)
+
+// RegionInfo is one region in the control API's list.
+type RegionInfo struct {
+	RegionProcess
+	Address string          `json:"address"`
+	Ingress string          `json:"ingress"`
+	Health  json.RawMessage `json:"health,omitempty"`
+	Error   string          `json:"error,omitempty"`
+}
+
+// LinkRequest is the body of POST /v1/links/{a}/{b}/{action}.
+type LinkRequest struct {
+	// OneWay limits cut, heal and latency to traffic from a to b.
+	OneWay  bool              `json:"one_way,omitempty"`
+	Latency topology.Duration `json:"latency,omitempty"`
+	Jitter  topology.Duration `json:"jitter,omitempty"`
+}
+
+func (l *Lab) listenControl() (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(l.topo.Lab.Host, "0"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("lab: control API: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/regions", l.handleRegions)
+	mux.HandleFunc("POST /v1/regions/{name}/{action}", l.handleRegionAction)
+	mux.HandleFunc("GET /v1/links", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONResponse(w, http.StatusOK, l.net.Links())
+	})
+	mux.HandleFunc("POST /v1/links/{a}/{b}/{action}", l.handleLinkAction)
+	mux.HandleFunc("GET /v1/data", l.handleData)
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONResponse(w, http.StatusOK, l.Events())
+	})
+	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONResponse(w, http.StatusOK, l.Endpoints())
+	})
+	srv := &http.Server{Handler: requireToken(l.token, mux), ReadHeaderTimeout: 5 * time.Second}
+	return srv, ln, nil
+}
+
+func errorJSON(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSONResponse(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+func (l *Lab) regionEndpoint(name string) RegionEndpoint {
+	if eps := l.Endpoints(); eps != nil {
+		return eps.Regions[name]
+	}
+	return RegionEndpoint{}
+}
+
+func (l *Lab) handleRegions(w http.ResponseWriter, r *http.Request) {
+	out := make([]RegionInfo, len(l.regions))
+	client := &http.Client{Timeout: 500 * time.Millisecond}
+	done := make(chan struct{})
+	for i, p := range l.regions {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			ep := l.regionEndpoint(p.spec.Name)
+			info := RegionInfo{RegionProcess: p.snapshot(), Address: p.spec.Host, Ingress: ep.Ingress}
+			if ep.Health != "" && info.State == StateRunning {
+				if b, err := get(r.Context(), client, ep.Health, ""); err != nil {
+					info.Error = err.Error()
+				} else {
+					info.Health = b
+				}
+			}
+			out[i] = info
+		}()
+	}
+	for range l.regions {
+		<-done
+	}
+	writeJSONResponse(w, http.StatusOK, out)
+}
+
+func (l *Lab) handleRegionAction(w http.ResponseWriter, r *http.Request) {
+	name, action := r.PathValue("name"), r.PathValue("action")
+	p, ok := l.byName[name]
+	if !ok {
+		errorJSON(w, http.StatusNotFound, "no region %q (regions: %s)", name, strings.Join(l.topo.RegionNames(), ", "))
+		return
+	}
+	var err error
+	switch action {
+	case "kill":
+		err = p.kill(StateKilled)
+	case "freeze":
+		err = p.signal(syscall.SIGSTOP, StateFrozen)
+	case "resume":
+		err = p.signal(syscall.SIGCONT, StateRunning)
+	case "restart":
+		if p.snapshot().PID != 0 {
+			err = p.kill(StateKilled)
+		}
+		if err == nil {
+			err = p.start(r.Context(), l.topo.Lab.StartTimeout.D())
+		}
+	case "drain", "undrain":
+		err = l.regionAdmin(r.Context(), name, action)
+	default:
+		errorJSON(w, http.StatusNotFound, "unknown action %q (kill, freeze, resume, restart, drain, undrain)", action)
+		return
+	}
+	if err != nil {
+		errorJSON(w, http.StatusConflict, "%v", err)
+		return
+	}
+	l.event(Event{Kind: "region-" + action, Region: name})
+	writeJSONResponse(w, http.StatusOK, p.snapshot())
+}
+
+func (l *Lab) regionAdmin(ctx context.Context, name, action string) error {
+	ep := l.regionEndpoint(name)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ep.Admin+"/admin/"+action, nil)
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("region %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("region %s: %s", name, resp.Status)
+	}
+	return nil
+}
+
+func (l *Lab) handleLinkAction(w http.ResponseWriter, r *http.Request) {
+	a, b, action := r.PathValue("a"), r.PathValue("b"), r.PathValue("action")
+	link, ok := l.net.Find(a, b)
+	if !ok {
+		errorJSON(w, http.StatusNotFound, "no WAN link between %q and %q (sites: %s)", a, b, strings.Join(l.topo.Sites(), ", "))
+		return
+	}
+	var req LinkRequest
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			errorJSON(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+			return
+		}
+	}
+	var err error
+	switch action {
+	case "cut":
+		if req.OneWay {
+			err = link.Cut(a, b)
+		} else {
+			link.CutBoth()
+		}
+	case "heal":
+		if req.OneWay {
+			err = link.Heal(a, b)
+		} else {
+			link.HealBoth()
+		}
+	case "latency":
+		err = link.SetLatency(a, b, req.Latency.D(), req.Jitter.D())
+		if err == nil && !req.OneWay {
+			err = link.SetLatency(b, a, req.Latency.D(), req.Jitter.D())
+		}
+	default:
+		errorJSON(w, http.StatusNotFound, "unknown action %q (cut, heal, latency)", action)
+		return
+	}
+	if err != nil {
+		errorJSON(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	dir := a + "<->" + b
+	if req.OneWay {
+		dir = a + "->" + b
+	}
+	l.event(Event{Kind: "link-" + action, Link: dir, Detail: req.Latency.String()})
+	writeJSONResponse(w, http.StatusOK, link.State())
+}
+
+// handleData gathers every region's replication state. A secondary cut off
+// from its primary cannot know the primary's position; the control plane
+// can, so it fills PrimarySeq and LagWrites in from the primary's report.
+func (l *Lab) handleData(w http.ResponseWriter, r *http.Request) {
+	writeJSONResponse(w, http.StatusOK, l.dataStatus(r.Context()))
+}
+
+func (l *Lab) dataStatus(ctx context.Context) map[string]RegionStatus {
+	client := &http.Client{Timeout: 3 * time.Second}
+	all := make([]RegionStatus, len(l.regions))
+	var wg sync.WaitGroup
+	for i, p := range l.regions {
+		wg.Go(func() {
+			st := RegionStatus{Region: p.spec.Name}
+			if b, err := get(ctx, client, l.regionEndpoint(p.spec.Name).Admin+"/admin/status", l.token); err != nil {
+				st.Error = err.Error()
+			} else if err := json.Unmarshal(b, &st); err != nil {
+				st.Error = err.Error()
+			}
+			all[i] = st
+		})
+	}
+	wg.Wait()
+	out := map[string]RegionStatus{}
+	for _, st := range all {
+		out[st.Region] = st
+	}
+	for _, st := range out {
+		for i := range st.Data {
+			s := &st.Data[i]
+			if s.PrimarySeq != 0 || s.Role == data.RolePrimary {
+				continue
+			}
+			for _, ps := range out[s.Primary].Data {
+				if ps.Service == s.Service && ps.Role == data.RolePrimary {
+					s.PrimarySeq = ps.LastSeq
+					if ps.LastSeq > s.LastSeq {
+						s.LagWrites = ps.LastSeq - s.LastSeq
+					}
+					s.Detail = strings.TrimPrefix(s.Detail+"; primary position from the control plane", "; ")
+				}
+			}
+		}
+	}
+	return out
+}
+
+func get(ctx context.Context, c *http.Client, url, token string) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return b, nil
+}

@@ -1,0 +1,358 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/geostamp/geostamp/internal/telemetry"
+	"github.com/geostamp/geostamp/internal/topology"
+	"github.com/geostamp/geostamp/internal/wan"
+)
+
+// Config of a lab.
+type Config struct {
+	Topology *topology.Topology
+	// StateDir holds endpoints.json, the token, logs and region data;
+	// default .geostamp.
+	StateDir string
+	// Exe is the geostamp binary started for each region; default the
+	// running executable.
+	Exe string
+	// Logger receives the lab's own logs.
+	Logger *slog.Logger
+	// Progress receives human-readable progress lines; nil discards them.
+	Progress io.Writer
+	// RegionLog sets the region processes' log format and level.
+	RegionLog LogSpec
+}
+
+// Event is something that happened in the lab, for users and drills.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Region string    `json:"region,omitempty"`
+	Link   string    `json:"link,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Lab runs a topology on this machine.
+type Lab struct {
+	cfg      Config
+	topo     *topology.Topology
+	dir      string
+	log      *slog.Logger
+	progress io.Writer
+	ready    chan struct{}
+
+	net     *wan.Net
+	regions []*regionProc
+	byName  map[string]*regionProc
+	token   string
+	fdid    string
+
+	mu        sync.Mutex
+	endpoints *Endpoints
+	events    []Event
+}
+
+// New checks the configuration; it starts nothing.
+func New(cfg Config) (*Lab, error) {
+	if cfg.Topology == nil {
+		return nil, errors.New("lab: no topology")
+	}
+	for _, name := range []string{"orders", "catalog"} {
+		if _, ok := cfg.Topology.DataService(name); !ok {
+			return nil, fmt.Errorf("lab: the sample workload needs a data service named %q in the topology", name)
+		}
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = ".geostamp"
+	}
+	dir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	if cfg.Exe == "" {
+		if cfg.Exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	return &Lab{
+		cfg:      cfg,
+		topo:     cfg.Topology,
+		dir:      dir,
+		log:      telemetry.Component(cfg.Logger, "lab"),
+		progress: cfg.Progress,
+		ready:    make(chan struct{}),
+		byName:   map[string]*regionProc{},
+	}, nil
+}
+
+// Ready is closed once every stamp is healthy and endpoints.json is written.
+func (l *Lab) Ready() <-chan struct{} { return l.ready }
+
+// Endpoints returns the lab's endpoints, nil before Ready.
+func (l *Lab) Endpoints() *Endpoints {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.endpoints
+}
+
+// Events returns what happened so far.
+func (l *Lab) Events() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Event(nil), l.events...)
+}
+
+func (l *Lab) event(e Event) {
+	e.Time = time.Now()
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+	l.log.Info("event", "kind", e.Kind, "region", e.Region, "link", e.Link, "detail", e.Detail)
+}
+
+func (l *Lab) printf(format string, args ...any) { fmt.Fprintf(l.progress, format, args...) }
+
+// Run starts every region and the control API, waits until the stamps are
+// healthy, writes endpoints.json, and runs until ctx ends; then it stops
+// every process and listener it started.
+func (l *Lab) Run(ctx context.Context) error {
+	if err := l.claimDir(); err != nil {
+		return err
+	}
+	start := time.Now()
+	l.net = wan.New(l.cfg.Logger)
+	defer l.shutdown()
+	if err := l.setLinks(); err != nil {
+		return err
+	}
+	for i, r := range l.topo.Regions {
+		if err := l.startRegion(ctx, i, r); err != nil {
+			return err
+		}
+	}
+	ctl, ctlLn, err := l.listenControl()
+	if err != nil {
+		return err
+	}
+	ctlDone := make(chan struct{})
+	go func() {
+		defer close(ctlDone)
+		ctl.Serve(ctlLn)
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ctl.Shutdown(sctx)
+		<-ctlDone
+	}()
+
+	eps := l.buildEndpoints("http://" + ctlLn.Addr().String())
+	l.printf("waiting for every stamp to report healthy...\n")
+	if err := l.waitHealthy(ctx, eps); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(l.dir, "endpoints.json"), eps, 0o644); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	defer os.Remove(filepath.Join(l.dir, "endpoints.json"))
+	l.mu.Lock()
+	l.endpoints = eps
+	l.mu.Unlock()
+	l.event(Event{Kind: "ready", Detail: fmt.Sprintf("all regions healthy in %s", time.Since(start).Round(time.Millisecond))})
+	l.printf("all regions healthy in %s\n", time.Since(start).Round(100*time.Millisecond))
+	close(l.ready)
+	<-ctx.Done()
+	l.printf("stopping...\n")
+	return nil
+}
+
+// claimDir creates the state dir, refuses one used by a running lab, and
+// writes a fresh token.
+func (l *Lab) claimDir() error {
+	for _, d := range []string{l.dir, filepath.Join(l.dir, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+	}
+	if old, err := ReadEndpoints(l.dir); err == nil && old.PID > 0 && old.PID != os.Getpid() && syscall.Kill(old.PID, 0) == nil {
+		return fmt.Errorf("lab: a lab is already running in %s (pid %d); stop it or use another --state-dir", l.dir, old.PID)
+	}
+	l.token = randomHex(32)
+	l.fdid = randomHex(16)
+	if err := os.WriteFile(l.tokenFile(), []byte(l.token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("lab: token: %w", err)
+	}
+	return os.Chmod(l.tokenFile(), 0o600)
+}
+
+func (l *Lab) tokenFile() string { return filepath.Join(l.dir, "token") }
+
+// setLinks creates a WAN link for every pair of sites with the topology's
+// latencies.
+func (l *Lab) setLinks() error {
+	sites := l.topo.Sites()
+	for i, a := range sites {
+		for _, b := range sites[i+1:] {
+			link := l.net.Link(a, b)
+			for _, d := range [][2]string{{a, b}, {b, a}} {
+				lat := l.topo.Latency(d[0], d[1])
+				if err := link.SetLatency(d[0], d[1], lat.Latency.D(), lat.Jitter.D()); err != nil {
+					return fmt.Errorf("lab: %w", err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (l *Lab) startRegion(ctx context.Context, i int, r topology.Region) error {
+	spec := RegionSpec{
+		Name:      r.Name,
+		Index:     i,
+		Host:      r.Address,
+		DataDir:   filepath.Join(l.dir, "regions", r.Name),
+		Replicas:  r.Replicas,
+		FDID:      l.fdid,
+		TokenFile: l.tokenFile(),
+		Log:       l.cfg.RegionLog,
+	}
+	for _, d := range l.topo.Data {
+		spec.Services = append(spec.Services, ServiceSpec{Name: d.Name, Kind: d.Kind, Engine: d.Engine, Primary: d.Primary})
+	}
+	// Leafnode remotes: the lower regions, each through its WAN link, so
+	// leaf connections form a tree.
+	for _, lower := range l.regions {
+		addr, err := l.net.Proxy("nats-leaf", r.Name, lower.spec.Name, net.JoinHostPort(l.topo.Lab.Host, "0"),
+			net.JoinHostPort(lower.spec.Host, strconv.Itoa(lower.ports().NATSLeaf)))
+		if err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+		spec.LeafRemotes = append(spec.LeafRemotes, addr)
+	}
+	if err := os.MkdirAll(spec.DataDir, 0o755); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	specPath, logPath := regionFiles(l.dir, r.Name)
+	p := &regionProc{exe: l.cfg.Exe, specPath: specPath, logPath: logPath, spec: spec, onExit: l.regionExited}
+	l.regions = append(l.regions, p)
+	l.byName[r.Name] = p
+	l.printf("starting region %-14s on %s\n", r.Name, r.Address)
+	return p.start(ctx, l.topo.Lab.StartTimeout.D())
+}
+
+func (l *Lab) regionExited(name, state, detail string) {
+	if state == StateExited {
+		l.printf("region %s died (%s); it is not restarted: `geostamp region restart %s` brings it back\n", name, detail, name)
+	}
+	l.event(Event{Kind: "region-" + state, Region: name, Detail: detail})
+}
+
+func (l *Lab) buildEndpoints(control string) *Endpoints {
+	eps := &Endpoints{
+		Name:      l.topo.Name,
+		Regions:   map[string]RegionEndpoint{},
+		Control:   control,
+		TokenFile: l.tokenFile(),
+		StateDir:  l.dir,
+		PID:       os.Getpid(),
+		FDID:      l.fdid,
+	}
+	for _, p := range l.regions {
+		ports := p.ports()
+		host := p.spec.Host
+		ingress := "http://" + net.JoinHostPort(host, strconv.Itoa(ports.Ingress))
+		eps.Regions[p.spec.Name] = RegionEndpoint{
+			Address: host,
+			Ingress: ingress,
+			Health:  ingress + "/health/stamp",
+			Admin:   "http://" + net.JoinHostPort(host, strconv.Itoa(ports.Admin)),
+			NATS:    "nats://" + net.JoinHostPort(host, strconv.Itoa(ports.NATSClient)),
+		}
+	}
+	return eps
+}
+
+// waitHealthy polls every stamp's /health/stamp until all answer 200.
+func (l *Lab) waitHealthy(ctx context.Context, eps *Endpoints) error {
+	deadline := time.Now().Add(l.topo.Lab.StartTimeout.D())
+	client := &http.Client{Timeout: time.Second}
+	pending := map[string]string{}
+	for name, r := range eps.Regions {
+		pending[name] = r.Health
+	}
+	for {
+		for name, url := range pending {
+			if p := l.byName[name]; p.snapshot().State != StateRunning {
+				return fmt.Errorf("lab: region %s is %s; see %s", name, p.snapshot().State, p.logPath)
+			}
+			if resp, err := client.Get(url); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					l.printf("region %-14s healthy\n", name)
+					delete(pending, name)
+				}
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: regions not healthy within %s: %v (see %s)", l.topo.Lab.StartTimeout, keys(pending), filepath.Join(l.dir, "logs"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// shutdown stops every region process and every WAN link; safe after a
+// partial start.
+func (l *Lab) shutdown() {
+	var wg sync.WaitGroup
+	for _, p := range l.regions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.stop(5 * time.Second)
+		}()
+	}
+	wg.Wait()
+	if l.net != nil {
+		l.net.Close()
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,263 @@
+package lab
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/geostamp/geostamp/internal/data"
+	"github.com/geostamp/geostamp/internal/data/jetstream"
+	"github.com/geostamp/geostamp/internal/data/memstore"
+	"github.com/geostamp/geostamp/internal/stamp"
+	"github.com/geostamp/geostamp/internal/telemetry"
+	"github.com/geostamp/geostamp/internal/workload"
+)
+
+// RegionStatus is what a region's admin API reports.
+type RegionStatus struct {
+	Region  string        `json:"region"`
+	Health  stamp.Report  `json:"health"`
+	Drained bool          `json:"drained"`
+	Data    []data.Status `json:"data"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// RunRegion runs one region process: the data engine, the workload replicas
+// behind the stamp's ingress, and the region's admin API. It prints a
+// ReadyLine on ready once everything listens, and returns when ctx ends.
+func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready io.Writer) error {
+	token, err := readToken(spec.TokenFile)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	defer wg.Wait()
+
+	var jsServices []jetstream.Service
+	for _, s := range spec.Services {
+		if s.Engine == "jetstream" {
+			jsServices = append(jsServices, jetstream.Service{Name: s.Name, Kind: s.Kind, Primary: s.Primary})
+		}
+	}
+	engine, err := jetstream.New(jetstream.Config{
+		Region:     spec.Name,
+		Dir:        filepath.Join(spec.DataDir, "jetstream"),
+		Host:       spec.Host,
+		ClientPort: spec.Ports.NATSClient,
+		LeafPort:   spec.Ports.NATSLeaf,
+		Remotes:    spec.LeafRemotes,
+		Services:   jsServices,
+		Logger:     telemetry.Component(logger, "jetstream").With("region", spec.Name),
+	})
+	if err != nil {
+		return err
+	}
+	run("jetstream", engine.Run)
+	if err := waitReady(ctx, engine.Ready(), errc); err != nil {
+		return err
+	}
+
+	stores := map[string]data.Store{}
+	for _, s := range spec.Services {
+		switch s.Engine {
+		case "jetstream":
+			st, err := engine.Store(s.Name)
+			if err != nil {
+				return err
+			}
+			stores[s.Name] = st
+		case "memory":
+			stores[s.Name] = memstore.New(s.Name, spec.Name)
+		default:
+			return fmt.Errorf("region %s: data service %s: engine %q is not supported in the lab yet", spec.Name, s.Name, s.Engine)
+		}
+	}
+	app, err := workload.New(workload.Config{
+		Region:  spec.Name,
+		Orders:  stores["orders"],
+		Catalog: stores["catalog"],
+		Logger:  logger,
+	})
+	if err != nil {
+		return err
+	}
+	var checks []stamp.Check
+	for _, s := range spec.Services {
+		st := stores[s.Name]
+		checks = append(checks, stamp.Check{Name: "data:" + s.Name, Run: dataCheck(st)})
+	}
+	stmp, err := stamp.New(stamp.Config{
+		Region:      spec.Name,
+		Host:        spec.Host,
+		IngressPort: spec.Ports.Ingress,
+		Replicas:    spec.Replicas,
+		Handler:     app,
+		Checks:      checks,
+		FDID:        spec.FDID,
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+	run("stamp", stmp.Run)
+	if err := waitReady(ctx, stmp.Ready(), errc); err != nil {
+		return err
+	}
+
+	adminLn, err := net.Listen("tcp", net.JoinHostPort(spec.Host, strconv.Itoa(spec.Ports.Admin)))
+	if err != nil {
+		return fmt.Errorf("region %s: admin: %w", spec.Name, err)
+	}
+	admin := &http.Server{Handler: regionAdmin(spec.Name, token, stmp, stores, spec.Services), ReadHeaderTimeout: 5 * time.Second}
+	run("admin", func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+			defer c()
+			admin.Shutdown(sctx)
+		}()
+		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+
+	line := ReadyLine{Ready: true, Ports: RegionPorts{
+		Ingress:    portOf(stmp.IngressAddr()),
+		Admin:      portOf(adminLn.Addr().String()),
+		NATSClient: portOf(engine.ClientAddr()),
+		NATSLeaf:   portOf(engine.LeafAddr()),
+	}}
+	if err := json.NewEncoder(ready).Encode(line); err != nil {
+		return fmt.Errorf("region %s: report ready: %w", spec.Name, err)
+	}
+	logger.Info("region ready", "region", spec.Name, "ingress", stmp.IngressAddr())
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func waitReady(ctx context.Context, ready <-chan struct{}, errc chan error) error {
+	select {
+	case <-ready:
+		return nil
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// dataCheck fails when the region cannot read the service locally; losing
+// the primary makes writes fail but is reported in the detail, since the
+// stamp still serves reads.
+func dataCheck(st data.Store) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		s := st.Status(ctx)
+		detail := fmt.Sprintf("%s, primary %s, seq %d, lag %d", s.Role, s.Primary, s.LastSeq, s.LagWrites)
+		if !s.Writable {
+			detail += ", not writable"
+		}
+		if s.Detail != "" {
+			detail += ": " + s.Detail
+		}
+		if !s.Readable {
+			return detail, errors.New("not readable")
+		}
+		return detail, nil
+	}
+}
+
+func regionAdmin(region, token string, st *stamp.Stamp, stores map[string]data.Store, services []ServiceSpec) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 1500*time.Millisecond)
+		defer cancel()
+		s := RegionStatus{Region: region, Health: st.Health(), Drained: st.Drained(), Data: make([]data.Status, len(services))}
+		var wg sync.WaitGroup
+		for i, svc := range services {
+			wg.Go(func() { s.Data[i] = stores[svc.Name].Status(ctx) })
+		}
+		wg.Wait()
+		writeJSONResponse(w, http.StatusOK, s)
+	})
+	mux.HandleFunc("POST /admin/drain", func(w http.ResponseWriter, r *http.Request) {
+		st.SetDrained(true)
+		writeJSONResponse(w, http.StatusOK, map[string]any{"region": region, "drained": true})
+	})
+	mux.HandleFunc("POST /admin/undrain", func(w http.ResponseWriter, r *http.Request) {
+		st.SetDrained(false)
+		writeJSONResponse(w, http.StatusOK, map[string]any{"region": region, "drained": false})
+	})
+	return requireToken(token, mux)
+}
+
+// requireToken answers 401 to requests without "Authorization: Bearer <token>".
+func requireToken(token string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="geostamp"`)
+			writeJSONResponse(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token (see token_file in endpoints.json)"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSONResponse(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("lab: token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("lab: token file %s is empty", path)
+	}
+	return t, nil
+}
+
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
