@@ -209,6 +209,30 @@ func TestLab(t *testing.T) {
 		eventually(t, 5*time.Second, "replication after restart", func() error { return l.readable(ne, ack2.ID) })
 	})
 
+	t.Run("unexpected-death-is-reported", func(t *testing.T) {
+		var regions []lab.RegionInfo
+		l.client.Do(context.Background(), http.MethodGet, "/v1/regions", nil, &regions)
+		for _, r := range regions {
+			if r.Name == ne {
+				syscall.Kill(r.PID, syscall.SIGKILL) // not through the lab: a crash
+			}
+		}
+		eventually(t, 5*time.Second, "the lab reports the dead region", func() error {
+			out, _, _ := l.cli("status")
+			if !strings.Contains(out, "exited (signal: killed)") || !strings.Contains(l.out.String(), "region northeurope died") {
+				return fmt.Errorf("status:\n%s", out)
+			}
+			return nil
+		})
+		time.Sleep(500 * time.Millisecond) // and does not restart it on its own
+		if out, _, _ := l.cli("status"); !strings.Contains(out, "exited") {
+			t.Fatalf("the lab restarted a dead region by itself:\n%s", out)
+		}
+		if _, e, code := l.cli("region", "restart", ne); code != 0 {
+			t.Fatalf("restart: %s", e)
+		}
+	})
+
 	t.Run("freeze-resume", func(t *testing.T) {
 		if _, e, code := l.cli("region", "freeze", ne); code != 0 {
 			t.Fatalf("freeze: %s", e)
