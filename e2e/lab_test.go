@@ -74,6 +74,10 @@ func TestLab(t *testing.T) {
 		if l.eps.Regions[we].Address != "127.0.1.1" || l.eps.Regions[ne].Address != "127.0.2.1" {
 			t.Fatalf("addresses %+v", l.eps.Regions)
 		}
+		portOf := func(u string) string { return u[strings.LastIndex(u, ":")+1:] }
+		if a, b := portOf(l.eps.Regions[we].Ingress), portOf(l.eps.Regions[ne].Ingress); a != b {
+			t.Fatalf("ingress ports differ (%s, %s): a DNS answer would not be enough to reach a stamp", a, b)
+		}
 		fi, err := os.Stat(l.eps.TokenFile)
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("token file %v mode %v", err, fi)

@@ -144,8 +144,15 @@ func (l *Lab) Run(ctx context.Context) error {
 	if err := l.setLinks(); err != nil {
 		return err
 	}
+	ingressPort := l.topo.Lab.IngressPort
+	if ingressPort == 0 {
+		var err error
+		if ingressPort, err = commonFreePort(l.topo.Regions); err != nil {
+			return err
+		}
+	}
 	for i, r := range l.topo.Regions {
-		if err := l.startRegion(ctx, i, r); err != nil {
+		if err := l.startRegion(ctx, i, r, ingressPort); err != nil {
 			return err
 		}
 	}
@@ -224,11 +231,12 @@ func (l *Lab) setLinks() error {
 	return nil
 }
 
-func (l *Lab) startRegion(ctx context.Context, i int, r topology.Region) error {
+func (l *Lab) startRegion(ctx context.Context, i int, r topology.Region, ingressPort int) error {
 	spec := RegionSpec{
 		Name:      r.Name,
 		Index:     i,
 		Host:      r.Address,
+		Ports:     RegionPorts{Ingress: ingressPort},
 		DataDir:   filepath.Join(l.dir, "regions", r.Name),
 		Replicas:  r.Replicas,
 		FDID:      l.fdid,
@@ -341,6 +349,35 @@ func (l *Lab) shutdown() {
 	if l.net != nil {
 		l.net.Close()
 	}
+}
+
+// commonFreePort finds a port that is free on every region's address, so
+// that every ingress listens on the same port.
+func commonFreePort(regions []topology.Region) (int, error) {
+	for range 50 {
+		first, err := net.Listen("tcp", net.JoinHostPort(regions[0].Address, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("lab: region %s: %w (on Linux every 127.x.y.z address is local; elsewhere add the address to the loopback interface)", regions[0].Name, err)
+		}
+		port := portOf(first.Addr().String())
+		held := []net.Listener{first}
+		ok := true
+		for _, r := range regions[1:] {
+			ln, err := net.Listen("tcp", net.JoinHostPort(r.Address, strconv.Itoa(port)))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, ln)
+		}
+		for _, ln := range held {
+			ln.Close()
+		}
+		if ok {
+			return port, nil
+		}
+	}
+	return 0, errors.New("lab: found no port free on every region address; set lab.ingressPort")
 }
 
 func randomHex(n int) string {

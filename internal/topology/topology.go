@@ -213,6 +213,10 @@ type Lab struct {
 	// StartTimeout bounds how long `up` waits for every stamp to be healthy;
 	// default 30s.
 	StartTimeout Duration `yaml:"startTimeout" json:"startTimeout"`
+	// IngressPort is the port of every region's ingress, the same in all
+	// regions so that a DNS answer (an address) is enough to reach a stamp;
+	// default 0: a port free on every region address, chosen at start.
+	IngressPort int `yaml:"ingressPort,omitempty" json:"ingressPort,omitempty"`
 }
 
 // SetDefaults fills every unset field with its documented default. It is the

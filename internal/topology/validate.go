@@ -272,6 +272,7 @@ func (t *Topology) Validate() error {
 	if _, err := netip.ParseAddr(t.Lab.Host); err != nil {
 		p.add("lab.host", "%q is not an IP address", t.Lab.Host)
 	}
+	p.between("lab.ingressPort", t.Lab.IngressPort, 0, 65535)
 	if t.Lab.StartTimeout <= 0 {
 		p.add("lab.startTimeout", "must be positive")
 	}
