@@ -40,6 +40,9 @@ type Topology struct {
 	GSLB GSLB `yaml:"gslb" json:"gslb"`
 	// Data lists the geo-replicated data services.
 	Data []DataService `yaml:"data,omitempty" json:"data,omitempty"`
+	// GeoIP maps client networks (CIDR) to geo codes, for geographic routing
+	// by the front door and the GSLB, e.g. {"10.1.0.0/16": GB}.
+	GeoIP map[string]string `yaml:"geoip,omitempty" json:"geoip,omitempty"`
 	// Objectives are the recovery objectives drills are judged against.
 	Objectives Objectives `yaml:"objectives" json:"objectives"`
 	// Lab holds settings used only by `geostamp up`.
@@ -66,6 +69,12 @@ type Region struct {
 	Address string `yaml:"address,omitempty" json:"address,omitempty"`
 	// Replicas is the number of workload replicas behind the ingress; default 2.
 	Replicas int `yaml:"replicas" json:"replicas"`
+	// Address6 is the region's IPv6 address, answered to AAAA queries; optional.
+	Address6 string `yaml:"address6,omitempty" json:"address6,omitempty"`
+	// Origin is the URL of the region's ingress as the front door reaches it
+	// in production (e.g. https://westeurope.contoso.internal); the lab sets
+	// it to the region's WAN link.
+	Origin string `yaml:"origin,omitempty" json:"origin,omitempty"`
 }
 
 // FrontDoor configures the global L7 reverse proxy.
@@ -86,6 +95,52 @@ type FrontDoor struct {
 	Retry Retry `yaml:"retry" json:"retry"`
 	// WAF configures the web application firewall.
 	WAF WAF `yaml:"waf" json:"waf"`
+	// Listen is the plain HTTP address; default ":8080" (the lab uses its
+	// host and a free port). ListenTLS is the HTTPS address (HTTP/1.1 and
+	// HTTP/2); default ":8443".
+	Listen    string `yaml:"listen" json:"listen"`
+	ListenTLS string `yaml:"listenTLS" json:"listenTLS"`
+	// TLS holds the certificate; the lab generates a local CA when empty.
+	TLS TLS `yaml:"tls" json:"tls"`
+	// FDID is the id sent to stamps in X-Geostamp-FDID (origin lock); the
+	// lab generates one.
+	FDID string `yaml:"fdid,omitempty" json:"fdid,omitempty"`
+	// TrustedProxies are networks whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trustedProxies,omitempty" json:"trustedProxies,omitempty"`
+	// Affinity enables cookie session affinity (off by default, as in Front Door).
+	Affinity bool `yaml:"affinity,omitempty" json:"affinity,omitempty"`
+	// Limits protect the front door from slow or abusive clients.
+	Limits Limits `yaml:"limits" json:"limits"`
+	// Admin is the token-protected admin API.
+	Admin Admin `yaml:"admin" json:"admin"`
+}
+
+// TLS names a certificate and key in PEM files.
+type TLS struct {
+	CertFile string `yaml:"certFile,omitempty" json:"certFile,omitempty"`
+	KeyFile  string `yaml:"keyFile,omitempty" json:"keyFile,omitempty"`
+}
+
+// Limits of the front door.
+type Limits struct {
+	// MaxHeaderBytes default 64KiB (larger requests get 431).
+	MaxHeaderBytes int `yaml:"maxHeaderBytes" json:"maxHeaderBytes"`
+	// MaxBodyBytes default 10MiB (larger bodies get 413).
+	MaxBodyBytes int64 `yaml:"maxBodyBytes" json:"maxBodyBytes"`
+	// ReadHeaderTimeout default 10s, IdleTimeout default 120s.
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout" json:"readHeaderTimeout"`
+	IdleTimeout       Duration `yaml:"idleTimeout" json:"idleTimeout"`
+	// MaxConcurrent requests in flight; beyond it requests get a fast 503.
+	// Default 10000.
+	MaxConcurrent int `yaml:"maxConcurrent" json:"maxConcurrent"`
+}
+
+// Admin is a token-protected admin API.
+type Admin struct {
+	// Listen address; default 127.0.0.1:9080 (front door), 127.0.0.1:9053 (gslb).
+	Listen string `yaml:"listen" json:"listen"`
+	// TokenFile holds the bearer token; required outside the lab.
+	TokenFile string `yaml:"tokenFile,omitempty" json:"tokenFile,omitempty"`
 }
 
 // Probe is an active HTTP health probe.
@@ -155,8 +210,15 @@ type GSLB struct {
 	MaxRecords int `yaml:"maxRecords" json:"maxRecords"`
 	// Probe uses Traffic Manager semantics (interval, timeout, toleratedFailures).
 	Probe Probe `yaml:"probe" json:"probe"`
-	// Listen is the DNS address in the lab; default 127.0.0.1:5353.
+	// Listen is the DNS address (UDP and TCP); default 127.0.0.1:5353.
 	Listen string `yaml:"listen" json:"listen"`
+	// Nameservers are the zone's NS names, relative to the zone or fully
+	// qualified; default [ns1]. ns1 is answered with the listen address.
+	Nameservers []string `yaml:"nameservers" json:"nameservers"`
+	// Admin is the token-protected admin API (explain, health history).
+	Admin Admin `yaml:"admin" json:"admin"`
+	// QueryLog writes one JSON line per query to the log; default off.
+	QueryLog bool `yaml:"queryLog,omitempty" json:"queryLog,omitempty"`
 }
 
 // Kinds of data service.
@@ -284,6 +346,30 @@ func (t *Topology) SetDefaults() {
 	if fd.WAF.Mode == "" {
 		fd.WAF.Mode = "prevention"
 	}
+	if fd.Listen == "" {
+		fd.Listen = ":8080"
+	}
+	if fd.ListenTLS == "" {
+		fd.ListenTLS = ":8443"
+	}
+	if fd.Limits.MaxHeaderBytes == 0 {
+		fd.Limits.MaxHeaderBytes = 64 << 10
+	}
+	if fd.Limits.MaxBodyBytes == 0 {
+		fd.Limits.MaxBodyBytes = 10 << 20
+	}
+	if fd.Limits.ReadHeaderTimeout == 0 {
+		fd.Limits.ReadHeaderTimeout = Duration(10 * time.Second)
+	}
+	if fd.Limits.IdleTimeout == 0 {
+		fd.Limits.IdleTimeout = Duration(120 * time.Second)
+	}
+	if fd.Limits.MaxConcurrent == 0 {
+		fd.Limits.MaxConcurrent = 10000
+	}
+	if fd.Admin.Listen == "" {
+		fd.Admin.Listen = "127.0.0.1:9080"
+	}
 	g := &t.GSLB
 	if g.Zone == "" && t.Name != "" {
 		g.Zone = t.Name + ".test."
@@ -312,6 +398,12 @@ func (t *Topology) SetDefaults() {
 	}
 	if g.Listen == "" {
 		g.Listen = "127.0.0.1:5353"
+	}
+	if len(g.Nameservers) == 0 {
+		g.Nameservers = []string{"ns1"}
+	}
+	if g.Admin.Listen == "" {
+		g.Admin.Listen = "127.0.0.1:9053"
 	}
 	for i := range t.Data {
 		d := &t.Data[i]

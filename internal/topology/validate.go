@@ -3,7 +3,9 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -107,6 +109,16 @@ func (t *Topology) Validate() error {
 				p.add(fmt.Sprintf("%s.networks[%d]", at, j), "%q is not a CIDR prefix such as 10.1.0.0/16", n)
 			}
 		}
+		if r.Address6 != "" {
+			if a, err := netip.ParseAddr(r.Address6); err != nil || !a.Is6() || a.Is4In6() {
+				p.add(at+".address6", "%q is not an IPv6 address", r.Address6)
+			}
+		}
+		if r.Origin != "" {
+			if u, err := url.Parse(r.Origin); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				p.add(at+".origin", "%q is not an http(s) URL", r.Origin)
+			}
+		}
 		if a, err := netip.ParseAddr(r.Address); err != nil {
 			p.add(at+".address", "%q is not an IP address", r.Address)
 		} else if prev, ok := addrs[a.String()]; ok {
@@ -196,6 +208,37 @@ func (t *Topology) Validate() error {
 		p.add("frontdoor.retry.perTryTimeout", "must be positive")
 	}
 	p.oneOf("frontdoor.waf.mode", fd.WAF.Mode, "off", "detection", "prevention")
+	p.hostPort("frontdoor.listen", fd.Listen)
+	p.hostPort("frontdoor.listenTLS", fd.ListenTLS)
+	p.hostPort("frontdoor.admin.listen", fd.Admin.Listen)
+	if (fd.TLS.CertFile == "") != (fd.TLS.KeyFile == "") {
+		p.add("frontdoor.tls", "certFile and keyFile go together")
+	}
+	for i, c := range fd.TrustedProxies {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			p.add(fmt.Sprintf("frontdoor.trustedProxies[%d]", i), "%q is not a CIDR prefix", c)
+		}
+	}
+	if fd.Limits.MaxHeaderBytes < 1024 {
+		p.add("frontdoor.limits.maxHeaderBytes", "must be at least 1024")
+	}
+	if fd.Limits.MaxBodyBytes < 0 {
+		p.add("frontdoor.limits.maxBodyBytes", "must not be negative")
+	}
+	if fd.Limits.ReadHeaderTimeout <= 0 || fd.Limits.IdleTimeout <= 0 {
+		p.add("frontdoor.limits", "readHeaderTimeout and idleTimeout must be positive")
+	}
+	if fd.Limits.MaxConcurrent < 1 {
+		p.add("frontdoor.limits.maxConcurrent", "must be at least 1")
+	}
+	for _, k := range sortedKeys(t.GeoIP) {
+		if _, err := netip.ParsePrefix(k); err != nil {
+			p.add(fmt.Sprintf("geoip[%q]", k), "not a CIDR prefix such as 10.1.0.0/16")
+		}
+		if !geoRE.MatchString(t.GeoIP[k]) {
+			p.add(fmt.Sprintf("geoip[%q]", k), "%q must be an upper-case geo code", t.GeoIP[k])
+		}
+	}
 
 	g := t.GSLB
 	if g.Zone == "" {
@@ -221,6 +264,15 @@ func (t *Topology) Validate() error {
 	p.between("gslb.probe.toleratedFailures", g.Probe.ToleratedFailures, 0, 9)
 	if _, err := netip.ParseAddrPort(g.Listen); err != nil {
 		p.add("gslb.listen", "%q is not an address:port", g.Listen)
+	}
+	p.hostPort("gslb.admin.listen", g.Admin.Listen)
+	for i, ns := range g.Nameservers {
+		for _, l := range strings.Split(strings.TrimSuffix(ns, "."), ".") {
+			if !labelRE.MatchString(l) {
+				p.add(fmt.Sprintf("gslb.nameservers[%d]", i), "%q is not a domain name", ns)
+				break
+			}
+		}
 	}
 
 	names := map[string]int{}
@@ -277,6 +329,12 @@ func (t *Topology) Validate() error {
 		p.add("lab.startTimeout", "must be positive")
 	}
 	return errors.Join(p...)
+}
+
+func (p *problems) hostPort(path, v string) {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		p.add(path, "%q is not a host:port address such as :8080 or 127.0.0.1:8080", v)
+	}
 }
 
 func (p *problems) probe(at string, pr Probe) {
