@@ -20,7 +20,7 @@ func TestFakeClock(t *testing.T) {
 	stopped := clk.AfterFunc(2*time.Second, at("never"))
 	clk.AfterFunc(2*time.Second, func() {
 		at("b")()
-		clk.AfterFunc(0, at("b-now"))              // due at once: runs in this Advance
+		clk.AfterFunc(0, at("b-now"))                 // due at once: runs in this Advance
 		clk.AfterFunc(500*time.Millisecond, at("b+")) // created by a callback
 	})
 	if !stopped.Stop() {

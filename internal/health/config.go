@@ -168,14 +168,7 @@ func (c *Config) setDefaults() {
 		o.MaxEjectedFraction = DefaultMaxEjected
 	}
 	if c.Prober == nil && c.Client == nil {
-		c.Client = &http.Client{
-			Transport: &http.Transport{
-				Proxy:             nil, // never send probes through an environment proxy
-				DialContext:       (&net.Dialer{KeepAlive: -1}).DialContext,
-				DisableKeepAlives: true,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		c.Client = NewProbeClient()
 	}
 	if c.Clock == nil {
 		c.Clock = Real
@@ -300,7 +293,7 @@ func FromTopology(p topology.Probe, o topology.Outlier, style Style) Config {
 	switch style {
 	case TrafficManagerStyle:
 		c.Consecutive = true
-		c.ToleratedFailures = p.ToleratedFailures
+		c.ToleratedFailures = p.Tolerated()
 	default:
 		c.SampleSize = p.SampleSize
 		c.SuccessfulSamples = p.SuccessfulSamples
@@ -319,4 +312,19 @@ func FrontDoorConfig(fd topology.FrontDoor) Config {
 // defaults and unused unless Report is called).
 func GSLBConfig(g topology.GSLB) Config {
 	return FromTopology(g.Probe, topology.Outlier{}, TrafficManagerStyle)
+}
+
+// NewProbeClient returns the default client of HTTP probes: no keep-alive
+// (each probe dials a fresh connection, so its latency includes the TCP
+// handshake, as Front Door measures it), no environment proxy, and
+// redirects returned rather than followed.
+func NewProbeClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:             nil, // never send probes through an environment proxy
+			DialContext:       (&net.Dialer{KeepAlive: -1}).DialContext,
+			DisableKeepAlives: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }

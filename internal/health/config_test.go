@@ -175,7 +175,7 @@ func TestFromTopology(t *testing.T) {
 			t.Errorf("%s: New: %v", name, err)
 		}
 	}
-	tm := FromTopology(topology.Probe{ToleratedFailures: 0, Interval: topology.Duration(time.Second)}, topology.Outlier{}, TrafficManagerStyle)
+	tm := FromTopology(topology.Probe{ToleratedFailures: new(int), Interval: topology.Duration(time.Second)}, topology.Outlier{}, TrafficManagerStyle)
 	if !tm.Consecutive || tm.ToleratedFailures != 0 || !slices.Equal(tm.Expect, nil) {
 		t.Errorf("traffic manager style = %+v", tm)
 	}

@@ -52,17 +52,19 @@ var (
 )
 
 // HTTPProber probes Target.URL over HTTP. It is the default Prober of a
-// Checker.
+// Checker, and usable on its own.
 type HTTPProber struct {
-	// Method is HEAD or GET.
+	// Method is HEAD or GET; "" means HEAD.
 	Method string
-	// Expect lists the statuses that pass.
+	// Expect lists the statuses that pass; empty means [200].
 	Expect []int
 	// Header is added to each request; User-Agent defaults to UserAgent.
 	Header http.Header
-	// Client sends the requests; see Config.Client for the default.
+	// Client sends the requests; nil means a shared NewProbeClient.
 	Client *http.Client
 }
+
+var defaultProbeClient = NewProbeClient()
 
 // Probe sends one request. Its latency is measured with the monotonic wall
 // clock, not Config.Clock: it measures the network, which a fake clock
@@ -73,7 +75,17 @@ type HTTPProber struct {
 func (p *HTTPProber) Probe(ctx context.Context, t Target) Result {
 	var tr latencyTrace
 	ctx = httptrace.WithClientTrace(ctx, tr.clientTrace())
-	req, err := http.NewRequestWithContext(ctx, p.Method, t.URL, nil)
+	method, expect, client := p.Method, p.Expect, p.Client
+	if method == "" {
+		method = http.MethodHead
+	}
+	if len(expect) == 0 {
+		expect = []int{http.StatusOK}
+	}
+	if client == nil {
+		client = defaultProbeClient
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.URL, nil)
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -84,7 +96,7 @@ func (p *HTTPProber) Probe(ctx context.Context, t Target) Result {
 		req.Header.Set("User-Agent", UserAgent)
 	}
 	sent := time.Now()
-	resp, err := p.Client.Do(req)
+	resp, err := client.Do(req)
 	done := time.Now()
 	if err != nil {
 		var ue *url.Error
@@ -95,8 +107,8 @@ func (p *HTTPProber) Probe(ctx context.Context, t Target) Result {
 	}
 	resp.Body.Close() // no keep-alive by default: nothing to drain
 	r := Result{Status: resp.StatusCode, Latency: tr.latency(sent, done)}
-	if !slices.Contains(p.Expect, resp.StatusCode) {
-		r.Err = &StatusError{Status: resp.StatusCode, Expect: p.Expect}
+	if !slices.Contains(expect, resp.StatusCode) {
+		r.Err = &StatusError{Status: resp.StatusCode, Expect: expect}
 	}
 	return r
 }

@@ -160,7 +160,8 @@ type Probe struct {
 	SuccessfulSamples int `yaml:"successfulSamples,omitempty" json:"successfulSamples,omitempty"`
 	// ToleratedFailures: degraded on the (ToleratedFailures+1)-th consecutive
 	// failure (Traffic Manager, gslb); default 3.
-	ToleratedFailures int `yaml:"toleratedFailures,omitempty" json:"toleratedFailures,omitempty"`
+	// A pointer, since 0 is a valid setting distinct from "unset".
+	ToleratedFailures *int `yaml:"toleratedFailures,omitempty" json:"toleratedFailures,omitempty"`
 }
 
 // Outlier configures passive ejection of failing origins.
@@ -393,8 +394,9 @@ func (t *Topology) SetDefaults() {
 		g.MaxRecords = 8
 	}
 	g.Probe.setDefaults(10*time.Second, 5*time.Second)
-	if g.Probe.ToleratedFailures == 0 {
-		g.Probe.ToleratedFailures = 3
+	if g.Probe.ToleratedFailures == nil {
+		three := 3
+		g.Probe.ToleratedFailures = &three
 	}
 	if g.Listen == "" {
 		g.Listen = "127.0.0.1:5353"
@@ -465,6 +467,14 @@ func (p *Probe) setDefaults(interval, timeout time.Duration) {
 	if p.Timeout == 0 {
 		p.Timeout = Duration(min(timeout, p.Interval.D()))
 	}
+}
+
+// Tolerated returns ToleratedFailures, 0 when unset.
+func (p Probe) Tolerated() int {
+	if p.ToleratedFailures == nil {
+		return 0
+	}
+	return *p.ToleratedFailures
 }
 
 // Preferred returns the name of the region with the lowest priority number

@@ -129,3 +129,16 @@ func TestLatencyOneWayOverride(t *testing.T) {
 		t.Fatalf("b->a %v", l)
 	}
 }
+
+func TestToleratedFailuresZeroIsKept(t *testing.T) {
+	tp, err := Parse([]byte("name: t\nregions: [{name: a}]\ngslb: {probe: {toleratedFailures: 0}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tp.GSLB.Probe.Tolerated(); got != 0 {
+		t.Fatalf("toleratedFailures 0 became %d", got)
+	}
+	if got := Default().GSLB.Probe.Tolerated(); got != 3 {
+		t.Fatalf("default toleratedFailures = %d, want 3", got)
+	}
+}

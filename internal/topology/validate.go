@@ -261,7 +261,7 @@ func (t *Topology) Validate() error {
 	p.oneOf("gslb.routing", g.Routing, "priority", "weighted", "performance", "geographic", "multivalue")
 	p.between("gslb.maxRecords", g.MaxRecords, 1, 32)
 	p.probe("gslb.probe", g.Probe)
-	p.between("gslb.probe.toleratedFailures", g.Probe.ToleratedFailures, 0, 9)
+	p.between("gslb.probe.toleratedFailures", g.Probe.Tolerated(), 0, 9)
 	if _, err := netip.ParseAddrPort(g.Listen); err != nil {
 		p.add("gslb.listen", "%q is not an address:port", g.Listen)
 	}
