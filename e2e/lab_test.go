@@ -164,6 +164,27 @@ func TestLab(t *testing.T) {
 		})
 	})
 
+	t.Run("brownout", func(t *testing.T) {
+		if out, e, code := l.cli("region", "brownout", ne, "--share", "1", "--status", "503"); code != 0 {
+			t.Fatalf("brownout: %s %s", out, e)
+		}
+		if code, _, b := l.request(http.MethodGet, l.eps.Regions[ne].Ingress+"/orders?after=0", ""); code != http.StatusServiceUnavailable {
+			t.Fatalf("GET under brownout: %d %s", code, b)
+		}
+		if code, _, _ := l.request(http.MethodGet, l.eps.Regions[ne].Health, ""); code != http.StatusOK {
+			t.Fatalf("health under brownout: %d, want 200 (probes do not see a brownout)", code)
+		}
+		if _, e, code := l.cli("region", "brownout", ne, "--share", "0"); code != 0 {
+			t.Fatalf("end brownout: %s", e)
+		}
+		if code, _, b := l.request(http.MethodGet, l.eps.Regions[ne].Ingress+"/orders?after=0", ""); code != http.StatusOK {
+			t.Fatalf("GET after brownout: %d %s", code, b)
+		}
+		if _, e, code := l.cli("region", "brownout", ne, "--share", "3"); code == 0 || !strings.Contains(e, "share") {
+			t.Fatalf("share 3 accepted: %d %s", code, e)
+		}
+	})
+
 	t.Run("kill-restart", func(t *testing.T) {
 		ack := l.postOrder(we)
 		eventually(t, 2*time.Second, "replicated before the kill", func() error { return l.readable(ne, ack.ID) })

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/geostamp/geostamp/internal/lab"
+	"github.com/geostamp/geostamp/internal/stamp"
 	"github.com/geostamp/geostamp/internal/telemetry"
 	"github.com/geostamp/geostamp/internal/topology"
 )
@@ -141,16 +142,21 @@ func cmdTopology(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdRegion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "region kill|freeze|resume|restart|drain|undrain NAME [--state-dir DIR]\n\n" +
+	const synopsis = "region kill|freeze|resume|restart|drain|undrain|brownout NAME [--state-dir DIR]\n\n" +
 		"  kill     SIGKILL the region process (a regional outage)\n" +
 		"  freeze   SIGSTOP it (a hang: connections open, nothing answers)\n" +
 		"  resume   SIGCONT a frozen region\n" +
 		"  restart  start it again (killing it first if it runs), same addresses and data\n" +
 		"  drain    take its stamp out of rotation (/health/stamp answers 503 \"drained\")\n" +
-		"  undrain  put it back"
+		"  undrain  put it back\n" +
+		"  brownout make a share of its requests fail or slow down (--share, --status, --delay);\n" +
+		"           --share 0 ends it. /health/stamp is not affected."
 	fs := newFlags("region", synopsis, stderr)
 	dir := fs.String("state-dir", defaultStateDir, "`directory` of the running lab")
 	spec := fs.String("spec", "", "region spec `file` (for `region run`, started by the lab)")
+	share := fs.Float64("share", 1, "brownout: share of requests affected, 0 to 1 (0 ends the brownout)")
+	status := fs.Int("status", 503, "brownout: status answered to affected requests (0: only delay them)")
+	delay := fs.Duration("delay", 0, "brownout: delay added to affected requests")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -164,7 +170,7 @@ func cmdRegion(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	action, name := pos[0], pos[1]
 	switch action {
-	case "kill", "freeze", "resume", "restart", "drain", "undrain":
+	case "kill", "freeze", "resume", "restart", "drain", "undrain", "brownout":
 	default:
 		fs.Usage()
 		return fmt.Errorf("%w: unknown region action %q", errUsage, action)
@@ -173,8 +179,12 @@ func cmdRegion(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	var body any
+	if action == "brownout" {
+		body = stamp.Fault{Share: *share, Status: *status, Delay: stamp.Duration(*delay)}
+	}
 	var p lab.RegionProcess
-	if err := c.Do(ctx, http.MethodPost, "/v1/regions/"+name+"/"+action, nil, &p); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/v1/regions/"+name+"/"+action, body, &p); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "region %s: %s", name, p.State)

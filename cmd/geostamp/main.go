@@ -22,7 +22,7 @@ Usage:
   geostamp up [-f FILE] [--state-dir DIR]       run the whole platform on this machine
   geostamp validate [-f FILE]                   check a topology file; exit 1 on problems
   geostamp status [--json]                      regions, processes and health of a running lab
-  geostamp region kill|freeze|resume|restart|drain|undrain NAME
+  geostamp region kill|freeze|resume|restart|drain|undrain|brownout NAME
                                                 inject a fault into (or repair) a region of the lab
   geostamp link list|cut|heal|latency A B [DURATION] [--one-way] [--jitter D]
                                                 change the WAN link between two sites

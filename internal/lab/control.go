@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/geostamp/geostamp/internal/data"
+	"github.com/geostamp/geostamp/internal/stamp"
 	"github.com/geostamp/geostamp/internal/topology"
 )
 
@@ -116,9 +118,21 @@ func (l *Lab) handleRegionAction(w http.ResponseWriter, r *http.Request) {
 			err = p.start(r.Context(), l.topo.Lab.StartTimeout.D())
 		}
 	case "drain", "undrain":
-		err = l.regionAdmin(r.Context(), name, action)
+		err = l.regionAdmin(r.Context(), name, action, nil)
+	case "brownout":
+		var f stamp.Fault
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&f); err != nil {
+			errorJSON(w, http.StatusBadRequest, "invalid fault JSON (want {\"share\": 0.5, \"status\": 503, \"delay\": \"1s\"}): %v", err)
+			return
+		}
+		if err := f.Validate(); err != nil {
+			errorJSON(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		b, _ := json.Marshal(f)
+		err = l.regionAdmin(r.Context(), name, "fault", b)
 	default:
-		errorJSON(w, http.StatusNotFound, "unknown action %q (kill, freeze, resume, restart, drain, undrain)", action)
+		errorJSON(w, http.StatusNotFound, "unknown action %q (kill, freeze, resume, restart, drain, undrain, brownout)", action)
 		return
 	}
 	if err != nil {
@@ -129,9 +143,9 @@ func (l *Lab) handleRegionAction(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, http.StatusOK, p.snapshot())
 }
 
-func (l *Lab) regionAdmin(ctx context.Context, name, action string) error {
+func (l *Lab) regionAdmin(ctx context.Context, name, action string, body []byte) error {
 	ep := l.regionEndpoint(name)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ep.Admin+"/admin/"+action, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ep.Admin+"/admin/"+action, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+l.token)
 	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
 	if err != nil {
@@ -139,7 +153,9 @@ func (l *Lab) regionAdmin(ctx context.Context, name, action string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("region %s: %s", name, resp.Status)
+		var e struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("region %s: %s %s", name, resp.Status, e.Error)
 	}
 	return nil
 }

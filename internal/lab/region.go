@@ -213,6 +213,18 @@ func regionAdmin(region, token string, st *stamp.Stamp, stores map[string]data.S
 		st.SetDrained(true)
 		writeJSONResponse(w, http.StatusOK, map[string]any{"region": region, "drained": true})
 	})
+	mux.HandleFunc("POST /admin/fault", func(w http.ResponseWriter, r *http.Request) {
+		var f stamp.Fault
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&f); err != nil {
+			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "invalid fault JSON: " + err.Error()})
+			return
+		}
+		if err := st.SetFault(f); err != nil {
+			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, st.Fault())
+	})
 	mux.HandleFunc("POST /admin/undrain", func(w http.ResponseWriter, r *http.Request) {
 		st.SetDrained(false)
 		writeJSONResponse(w, http.StatusOK, map[string]any{"region": region, "drained": false})

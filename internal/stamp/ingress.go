@@ -89,6 +89,9 @@ func (in *ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if in.applyFault(w, r) {
+		return
+	}
 	in.proxy.ServeHTTP(w, r)
 }
 

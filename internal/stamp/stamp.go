@@ -163,6 +163,7 @@ type Stamp struct {
 
 	routable atomic.Pointer[[]*replica] // ready replicas, in index order
 	drained  atomic.Bool
+	fault    atomic.Pointer[Fault]
 	report   atomic.Pointer[Report] // last completed health round
 }
 

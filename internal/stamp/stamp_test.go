@@ -672,3 +672,53 @@ func TestRunCheckBounds(t *testing.T) {
 		t.Errorf("detail = %q", res.Detail)
 	}
 }
+
+func TestFaultBrownout(t *testing.T) {
+	s := &Stamp{}
+	if err := s.SetFault(Fault{Share: 2}); err == nil {
+		t.Fatal("share 2 accepted")
+	}
+	if err := s.SetFault(Fault{Share: 1, Status: 200}); err == nil {
+		t.Fatal("status 200 accepted as a fault")
+	}
+	if err := s.SetFault(Fault{Share: 1, Status: 503}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Fault(); got.Status != 503 || got.Share != 1 {
+		t.Fatalf("fault = %+v", got)
+	}
+	s.SetFault(Fault{})
+	if s.fault.Load() != nil {
+		t.Fatal("zero fault did not clear")
+	}
+}
+
+func TestFaultServed(t *testing.T) {
+	s, _ := start(t, Config{})
+	waitHealthy(t, s)
+	if err := s.SetFault(Fault{Share: 1, Status: 503}); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if r := get(t, s, "/orders"); r.status != 503 {
+			t.Fatalf("GET under a full 503 brownout = %d %s", r.status, r.body)
+		}
+	}
+	if r := send(t, "GET", "http://"+s.IngressAddr()+HealthPath, nil, ""); r.status != 200 {
+		t.Fatalf("health under brownout = %d; probes must not see it", r.status)
+	}
+	s.SetFault(Fault{Share: 0.5, Status: 500})
+	n := 0
+	for range 200 {
+		if get(t, s, "/orders").status == 500 {
+			n++
+		}
+	}
+	if n < 60 || n > 140 { // binomial(200, 0.5): outside this is < 1e-8 likely
+		t.Fatalf("%d of 200 requests failed under a 50%% brownout", n)
+	}
+	s.SetFault(Fault{})
+	if r := get(t, s, "/orders"); r.status != 200 {
+		t.Fatalf("after clearing: %d", r.status)
+	}
+}
