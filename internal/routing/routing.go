@@ -184,6 +184,12 @@ type Decision struct {
 	// [westeurope northeurope]; latency band 50ms of fastest 3ms:
 	// [westeurope northeurope]; weighted 50/50 -> westeurope".
 	Reason string
+	// RandSpan is the total weight W of the weighted choice the decision
+	// made (Request.Rand mod W chose), or 0 when Rand played no part.
+	// Requests that differ only in Rand, with Rand values equal mod
+	// RandSpan, get identical decisions, so a caller may memoize decisions
+	// per Rand mod RandSpan (the GSLB does).
+	RandSpan uint64
 }
 
 // Target returns the index of the chosen candidate, or -1 when none.
@@ -300,6 +306,7 @@ func Decide(p Policy, cands []Candidate, req Request) Decision {
 	case Weighted:
 		insertionSort(order, func(x, y int) bool { return weight(&cands[x]) > weight(&cands[y]) })
 		k := pickWeighted(order, cands, req.Rand)
+		d.RandSpan = spanOf(order, cands)
 		b = append(b, "weighted "...)
 		b = appendWeights(b, cands, order)
 		b = append(b, " of "...)
@@ -333,6 +340,7 @@ func Decide(p Policy, cands []Candidate, req Request) Decision {
 		}
 		b = appendNames(b, cands, order[:band])
 		b = appendPick(b, cands, order, band, req.Rand)
+		d.RandSpan = spanOf(order[:band], cands)
 	case Performance:
 		var bitsArr [stackN]int16
 		bits := bitsArr[:0]
@@ -398,6 +406,7 @@ func Decide(p Policy, cands []Candidate, req Request) Decision {
 		tier := tierLen(order, cands)
 		b = appendTier(b, cands, order, tier)
 		b = appendPick(b, cands, order, tier, req.Rand)
+		d.RandSpan = spanOf(order[:tier], cands)
 	}
 
 	if affinity >= 0 {
@@ -523,6 +532,19 @@ func tierLen(order []int, cands []Candidate) int {
 		n++
 	}
 	return n
+}
+
+// spanOf returns the total weight of set when a weighted choice among it
+// is made (more than one member), else 0; see Decision.RandSpan.
+func spanOf(set []int, cands []Candidate) uint64 {
+	if len(set) <= 1 {
+		return 0
+	}
+	var total uint64
+	for _, i := range set {
+		total += weight(&cands[i])
+	}
+	return total
 }
 
 // pickWeighted returns the position in set of a weighted random choice.

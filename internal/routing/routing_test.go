@@ -381,3 +381,52 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	})
 }
+
+// TestRandSpan checks the memoization contract of Decision.RandSpan: Rand
+// values equal mod RandSpan give identical decisions, and RandSpan is 0
+// exactly when Rand cannot change the decision.
+func TestRandSpan(t *testing.T) {
+	cands := []Candidate{
+		withGeo(c("a", 1, 30, 3*ms), "EU"),
+		withGeo(c("b", 1, 70, 4*ms), "EU"),
+		withGeo(c("c", 2, 50, 5*ms), "US"),
+	}
+	tests := []struct {
+		p    Policy
+		geo  string
+		span uint64
+	}{
+		{Policy{Method: Priority}, "", 100},
+		{Policy{Method: Weighted}, "", 150},
+		{Policy{Method: Latency, LatencyBand: 50 * ms}, "", 100},
+		{Policy{Method: Latency}, "", 0},
+		{Policy{Method: Performance}, "", 0},
+		{Policy{Method: Geographic}, "EU", 100},
+		{Policy{Method: Geographic}, "US", 0},
+		{Policy{Method: MultiValue}, "", 100},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tt := range tests {
+		t.Run(string(tt.p.Method)+"/"+tt.geo, func(t *testing.T) {
+			seen := map[int]bool{}
+			for range 200 {
+				r := rng.Uint64()
+				d := Decide(tt.p, cands, Request{Geo: tt.geo, Rand: r})
+				if d.RandSpan != tt.span {
+					t.Fatalf("RandSpan = %d, want %d", d.RandSpan, tt.span)
+				}
+				seen[d.Target()] = true
+				if d.RandSpan == 0 {
+					continue
+				}
+				m := Decide(tt.p, cands, Request{Geo: tt.geo, Rand: r % d.RandSpan})
+				if !slices.Equal(d.Order, m.Order) || d.Reason != m.Reason || d.FailOpen != m.FailOpen {
+					t.Fatalf("Rand %d and %d (mod %d) differ: %v %q vs %v %q", r, r%d.RandSpan, d.RandSpan, d.Order, d.Reason, m.Order, m.Reason)
+				}
+			}
+			if tt.span == 0 && len(seen) != 1 {
+				t.Errorf("RandSpan 0 but Rand changed the target: %v", seen)
+			}
+		})
+	}
+}
