@@ -81,10 +81,22 @@ func printEndpoints(w io.Writer, eps *lab.Endpoints) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n, r.Address, r.Ingress, r.Health)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\ncontrol API  %s (bearer token in %s)\n", eps.Control, eps.TokenFile)
+	fmt.Fprintln(w)
+	for _, p := range eps.POPs {
+		fmt.Fprintf(w, "front door   %-9s %s  %s  (CA: %s)\n", p.Name, p.HTTPS, p.HTTP, eps.CAFile)
+	}
+	if eps.GSLB != "" {
+		host, port, _ := strings.Cut(eps.GSLB, ":")
+		fmt.Fprintf(w, "GSLB DNS     %s  (dig @%s -p %s %s A)\n", eps.GSLB, host, port, eps.Host)
+	}
+	fmt.Fprintf(w, "control API  %s (bearer token in %s)\n", eps.Control, eps.TokenFile)
 	fmt.Fprintf(w, "endpoints    %s\n", filepath.Join(eps.StateDir, "endpoints.json"))
 	fmt.Fprintf(w, "logs         %s\n", filepath.Join(eps.StateDir, "logs"))
-	fmt.Fprintf(w, "\nTry: curl -s -XPOST -H 'X-Geostamp-FDID: %s' %s/orders -d '{\"item\":\"book\",\"qty\":1}'\n", eps.FDID, eps.Regions[names[0]].Ingress)
+	if len(eps.POPs) > 0 {
+		fmt.Fprintf(w, "\nTry: curl -s --cacert %s -XPOST %s/orders -d '{\"item\":\"book\",\"qty\":1}'\n", eps.CAFile, eps.POPs[0].HTTPS)
+	} else {
+		fmt.Fprintf(w, "\nTry: curl -s -XPOST -H 'X-Geostamp-FDID: %s' %s/orders -d '{\"item\":\"book\",\"qty\":1}'\n", eps.FDID, eps.Regions[names[0]].Ingress)
+	}
 	fmt.Fprintf(w, "     geostamp region kill %s      (Ctrl-C stops everything)\n\n", names[0])
 }
 

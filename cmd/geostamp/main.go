@@ -29,6 +29,10 @@ Usage:
   geostamp data [--json]                        replication state of every data service
   geostamp topology [-f FILE]                   print a topology with every default filled in
 
+Production (one component, configured from the topology file):
+  geostamp frontdoor -f FILE [--token-file F]   the global L7 front door of one POP
+  geostamp gslb -f FILE [--token-file F]        the authoritative, health-checked DNS
+
 Without -f, the embedded default topology is used (two regions, westeurope and
 northeurope, a witness in francecentral, active-active). Commands that talk to a
 running lab find it through DIR/endpoints.json (default DIR: .geostamp).
@@ -85,6 +89,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRegion(ctx, rest, stdout, stderr)
 	case "link":
 		return cmdLink(ctx, rest, stdout, stderr)
+	case "frontdoor":
+		return cmdFrontdoor(ctx, rest, stdout, stderr)
+	case "gslb":
+		return cmdGSLB(ctx, rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "data":

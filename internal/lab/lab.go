@@ -156,6 +156,16 @@ func (l *Lab) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	gctx, stopGlobal := context.WithCancel(ctx)
+	glob, globalDone, err := l.startGlobal(gctx, ingressPort)
+	if globalDone != nil {
+		defer func() { stopGlobal(); <-globalDone }()
+	}
+	if err != nil {
+		stopGlobal()
+		return err
+	}
+	defer stopGlobal()
 	ctl, ctlLn, err := l.listenControl()
 	if err != nil {
 		return err
@@ -173,6 +183,7 @@ func (l *Lab) Run(ctx context.Context) error {
 	}()
 
 	eps := l.buildEndpoints("http://" + ctlLn.Addr().String())
+	glob.addEndpoints(eps, l)
 	l.printf("waiting for every stamp to report healthy...\n")
 	if err := l.waitHealthy(ctx, eps); err != nil {
 		return err
@@ -249,7 +260,7 @@ func (l *Lab) startRegion(ctx context.Context, i int, r topology.Region, ingress
 	// Leafnode remotes: the lower regions, each through its WAN link, so
 	// leaf connections form a tree.
 	for _, lower := range l.regions {
-		addr, err := l.net.Proxy("nats-leaf", r.Name, lower.spec.Name, net.JoinHostPort(l.topo.Lab.Host, "0"),
+		addr, err := l.net.Proxy("nats-leaf "+r.Name+"->"+lower.spec.Name, r.Name, lower.spec.Name, net.JoinHostPort(l.topo.Lab.Host, "0"),
 			net.JoinHostPort(lower.spec.Host, strconv.Itoa(lower.ports().NATSLeaf)))
 		if err != nil {
 			return fmt.Errorf("lab: %w", err)

@@ -68,6 +68,25 @@ type Endpoints struct {
 	StateDir  string                    `json:"state_dir"`
 	PID       int                       `json:"pid"`
 	FDID      string                    `json:"fdid,omitempty"`
+	// FrontDoor lists the front door URLs, HTTPS then HTTP, POP by POP.
+	FrontDoor []string      `json:"frontdoor,omitempty"`
+	POPs      []POPEndpoint `json:"pops,omitempty"`
+	// CAFile is the lab CA that signed the front door's certificate.
+	CAFile string `json:"ca_file,omitempty"`
+	// GSLB is the authoritative DNS server (UDP and TCP), serving Zone;
+	// Host is the routed name.
+	GSLB      string `json:"gslb,omitempty"`
+	GSLBAdmin string `json:"gslb_admin,omitempty"`
+	Zone      string `json:"zone,omitempty"`
+	Host      string `json:"host,omitempty"`
+}
+
+// POPEndpoint are the addresses of one front door POP.
+type POPEndpoint struct {
+	Name  string `json:"name"`
+	HTTPS string `json:"https"`
+	HTTP  string `json:"http"`
+	Admin string `json:"admin"`
 }
 
 // RegionEndpoint are the addresses of one region.
