@@ -64,11 +64,11 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case <-l.Ready():
 	}
-	printEndpoints(stdout, l.Endpoints())
+	printEndpoints(stdout, l.Endpoints(), topo.Preferred())
 	return <-errc
 }
 
-func printEndpoints(w io.Writer, eps *lab.Endpoints) {
+func printEndpoints(w io.Writer, eps *lab.Endpoints, preferred string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nREGION\tADDRESS\tINGRESS\tHEALTH")
 	names := make([]string, 0, len(eps.Regions))
@@ -97,7 +97,7 @@ func printEndpoints(w io.Writer, eps *lab.Endpoints) {
 	} else {
 		fmt.Fprintf(w, "\nTry: curl -s -XPOST -H 'X-Geostamp-FDID: %s' %s/orders -d '{\"item\":\"book\",\"qty\":1}'\n", eps.FDID, eps.Regions[names[0]].Ingress)
 	}
-	fmt.Fprintf(w, "     geostamp region kill %s      (Ctrl-C stops everything)\n\n", names[0])
+	fmt.Fprintf(w, "     geostamp region kill %s      (Ctrl-C stops everything)\n\n", preferred)
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
