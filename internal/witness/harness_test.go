@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,16 +44,24 @@ func (w *tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// freePort returns a port the OS had free a moment ago. etcd takes listen
-// URLs, not listeners, so its ports must be chosen before it starts.
+// freePort returns a port that was free a moment ago. etcd takes listen
+// URLs, not listeners, so its ports must be chosen before it starts, and a
+// restarted member binds its port again. Ports come from below Linux's
+// ephemeral range (32768-60999), so that neither another test's listener
+// on :0 nor an outgoing connection's source port can take one meanwhile.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // link is one direction of a WAN link in a test: a TCP proxy dialed from
