@@ -294,7 +294,7 @@ func (f *FrontDoor) serve(in *inbound, s sink) error {
 			// that never left (the dial failed) may go elsewhere whatever
 			// its method.
 			mayRetry := canRetry || !sent && rb.replayable
-			if i+1 < attempts && mayRetry && (oc == health.ConnectError || f.takeRetry(&retrying)) {
+			if i+1 < attempts && mayRetry && (oc == health.ConnectError || f.failover(o, d.Order[i+1]) || f.takeRetry(&retrying)) {
 				f.m.retries.WithLabelValues(why).Inc()
 				continue
 			}
@@ -304,7 +304,7 @@ func (f *FrontDoor) serve(in *inbound, s sink) error {
 			f.report(idx, health.ServerError)
 			why := gatewayOutcome(st)
 			f.m.tries.WithLabelValues(o.name, why).Inc()
-			if i+1 < attempts && canRetry && f.takeRetry(&retrying) {
+			if i+1 < attempts && canRetry && (f.failover(o, d.Order[i+1]) || f.takeRetry(&retrying)) {
 				rec.tries[rec.ntries] = try{region: idx, outcome: why}
 				rec.ntries++
 				f.m.retries.WithLabelValues(why).Inc()
@@ -351,6 +351,16 @@ func (f *FrontDoor) report(region int, oc health.Outcome) {
 	if f.snap.Load().settings[region].Healthy && !f.checker.Healthy(name) {
 		f.rebuild()
 	}
+}
+
+// failover reports whether a retry moves a request off a region that is out
+// of rotation now (its failure ejected it, or probes found it down) onto a
+// healthy one. Such a retry sends the request where new requests go anyway,
+// so it needs no budget: the budget guards against amplification, and a
+// brownout's requests in flight at the moment of ejection must not fail for
+// want of a slot. With no healthy region to move to, the budget applies.
+func (f *FrontDoor) failover(failed *origin, next int) bool {
+	return !f.checker.Healthy(failed.name) && f.checker.Healthy(f.origins[next].name)
 }
 
 // takeRetry takes a slot of the retry budget: concurrent retries may not
