@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -146,5 +145,4 @@ func TestFrontDoorFailover(t *testing.T) {
 			}
 		})
 	}
-	_ = context.Background
 }
