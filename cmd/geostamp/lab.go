@@ -253,16 +253,12 @@ func cmdLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if pos[0] == "list" {
-		var links []map[string]any
 		var raw json.RawMessage
 		if err := c.Do(ctx, http.MethodGet, "/v1/links", nil, &raw); err != nil {
 			return err
 		}
 		if *asJSON {
 			_, err := stdout.Write(raw)
-			return err
-		}
-		if err := json.Unmarshal(raw, &links); err != nil {
 			return err
 		}
 		return printLinks(stdout, raw)
