@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -164,7 +165,7 @@ func cmdRegion(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"  brownout make a share of its requests fail or slow down (--share, --status, --delay);\n" +
 		"           --share 0 ends it. /health/stamp is not affected."
 	fs := newFlags("region", synopsis, stderr)
-	dir := fs.String("state-dir", defaultStateDir, "`directory` of the running lab")
+	dial := labFlag(fs)
 	spec := fs.String("spec", "", "region spec `file` (for `region run`, started by the lab)")
 	share := fs.Float64("share", 1, "brownout: share of requests affected, 0 to 1 (0 ends the brownout)")
 	status := fs.Int("status", 503, "brownout: status answered to affected requests (0: only delay them)")
@@ -187,7 +188,7 @@ func cmdRegion(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return fmt.Errorf("%w: unknown region action %q", errUsage, action)
 	}
-	c, err := lab.Dial(*dir)
+	c, err := dial()
 	if err != nil {
 		return err
 	}
@@ -236,7 +237,7 @@ func cmdLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"  heal     let traffic pass again\n" +
 		"  latency  set the one-way latency of both directions (or A to B with --one-way)"
 	fs := newFlags("link", synopsis, stderr)
-	dir := fs.String("state-dir", defaultStateDir, "`directory` of the running lab")
+	dial := labFlag(fs)
 	oneWay := fs.Bool("one-way", false, "act only on traffic from A to B")
 	jitter := fs.Duration("jitter", 0, "latency jitter")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -248,7 +249,7 @@ func cmdLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return fmt.Errorf("%w: want an action", errUsage)
 	}
-	c, err := lab.Dial(*dir)
+	c, err := dial()
 	if err != nil {
 		return err
 	}
@@ -323,12 +324,12 @@ func printLinks(w io.Writer, raw []byte) error {
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", "status [--json] [--state-dir DIR]", stderr)
-	dir := fs.String("state-dir", defaultStateDir, "`directory` of the running lab")
+	dial := labFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := lab.Dial(*dir)
+	c, err := dial()
 	if err != nil {
 		return err
 	}
@@ -360,12 +361,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func cmdData(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("data", "data [--json] [--state-dir DIR]", stderr)
-	dir := fs.String("state-dir", defaultStateDir, "`directory` of the running lab")
+	dial := labFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := lab.Dial(*dir)
+	c, err := dial()
 	if err != nil {
 		return err
 	}
@@ -392,6 +393,13 @@ func cmdData(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return tw.Flush()
+}
+
+// labFlag registers --state-dir on a command that talks to a running lab and
+// returns the function that dials it.
+func labFlag(fs *flag.FlagSet) func() (*lab.Client, error) {
+	dir := fs.String("state-dir", defaultStateDir, "`directory` of the running lab")
+	return func() (*lab.Client, error) { return lab.Dial(*dir) }
 }
 
 func printJSON(w io.Writer, v any) error {
