@@ -77,3 +77,40 @@ type Store interface {
 	// for longer than ctx allows.
 	Status(ctx context.Context) Status
 }
+
+// Replica is one region's copy of a primary-secondary service, as the
+// failover controller (package failover) drives it. Its Store methods route
+// writes to the primary of the current epoch: after Promote, locally; after
+// Follow, to that primary. Until the controller has called one of them (a
+// region that just started), writes fail with ErrUnavailable. Writes are
+// addressed to an epoch, and a primary stores only writes addressed to its
+// own epoch, so a write can never land on a fenced or deposed primary.
+type Replica interface {
+	Store
+	// Position returns the last position held locally. Positions count
+	// writes (1, 2, 3, … in commit order) and are comparable across the
+	// regions of a service: a replica at position p holds exactly the
+	// primary's writes 1..p of the history it follows.
+	Position(ctx context.Context) (uint64, error)
+	// Fence makes the local replica refuse writes now, using only local
+	// means (it must work while the region is cut off), and returns the
+	// final local position. Idempotent.
+	Fence(ctx context.Context) (uint64, error)
+	// Promote makes the local replica the writable primary of epoch: it
+	// stops following and accepts writes addressed to epoch. Idempotent for
+	// the same epoch.
+	Promote(ctx context.Context, epoch uint64) error
+	// Follow makes the local replica a secondary of primary at epoch and
+	// routes writes there. A replica that was primary or fenced rejoins: it
+	// discards its divergent tail (the writes the new primary's history
+	// lacks) and returns how many writes it discarded. Idempotent.
+	Follow(ctx context.Context, primary string, epoch uint64) (discarded uint64, err error)
+}
+
+// Crasher is implemented by replicas whose engine can be made to die on its
+// own, without the region process (the data-primary-loss fault): the
+// engine stops at once, unflushed state may be lost, and it stays down until
+// the region restarts.
+type Crasher interface {
+	Crash() error
+}

@@ -257,6 +257,10 @@ type Failover struct {
 	// Grace is how long the primary must be lost before automatic failover;
 	// default 10s.
 	Grace Duration `yaml:"grace" json:"grace"`
+	// Lease is the primary's witness lease: a primary cut off from the
+	// witness stops accepting writes within it, and a lost primary is
+	// detected when it ends; default 5s.
+	Lease Duration `yaml:"lease" json:"lease"`
 }
 
 // Objectives are the recovery objectives.
@@ -430,6 +434,9 @@ func (t *Topology) SetDefaults() {
 			}
 			if d.Failover.Grace == 0 {
 				d.Failover.Grace = Duration(10 * time.Second)
+			}
+			if d.Failover.Lease == 0 {
+				d.Failover.Lease = Duration(5 * time.Second)
 			}
 		case KindMultiWrite:
 			if d.Consistency == "" {

@@ -295,6 +295,9 @@ func (t *Topology) Validate() error {
 			if d.Failover.Grace < 0 {
 				p.add(at+".failover.grace", "must not be negative")
 			}
+			if d.Failover.Lease < Duration(2*time.Second) || d.Failover.Lease > Duration(time.Minute) {
+				p.add(at+".failover.lease", "%s is not between 2s and 1m (the witness's lease granularity is one second)", d.Failover.Lease)
+			}
 			if d.Failover.Policy == "automatic" && t.Witness == "" {
 				p.add(at+".failover.policy", "automatic failover needs a witness site (set witness)")
 			}

@@ -1,0 +1,108 @@
+package failover
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/geostamp/geostamp/internal/witness"
+)
+
+// Result is the outcome of a requested failover.
+type Result struct {
+	Service string `json:"service"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Mode    string `json:"mode"`
+	Epoch   uint64 `json:"epoch"`
+	// Seconds from the request to the promotion of To.
+	Seconds float64 `json:"seconds"`
+	// Steps are the events of every region from the request on.
+	Steps []Event `json:"steps"`
+}
+
+// ErrRefused marks a request that cannot be carried out as asked.
+var ErrRefused = errors.New("failover refused")
+
+// Ask requests a failover of group to region to and waits until to holds
+// the group at a newer epoch (then a little longer for the old primary to
+// rejoin), or until timeout. A planned failover needs a current primary.
+func Ask(ctx context.Context, cli *clientv3.Client, auth *witness.Authority, prefix, group, to, mode string, timeout time.Duration) (Result, error) {
+	res := Result{Service: group, To: to, Mode: mode}
+	if mode != ModePlanned && mode != ModeForced {
+		return res, fmt.Errorf("%w: mode %q is not %s or %s", ErrRefused, mode, ModePlanned, ModeForced)
+	}
+	start := time.Now()
+	owner, err := auth.Current(ctx, group)
+	if err != nil {
+		return res, fmt.Errorf("failover %s: witness: %w", group, err)
+	}
+	res.From = owner.Holder
+	switch {
+	case owner.Holder == to:
+		return res, fmt.Errorf("%w: %s is already the primary of %s (epoch %d)", ErrRefused, to, group, owner.Epoch)
+	case owner.Holder == "" && mode == ModePlanned:
+		return res, fmt.Errorf("%w: nobody holds %s now, so there is no primary to hand over from; use a forced failover", ErrRefused, group)
+	}
+	k := keysFor(prefix, group)
+	req := Request{ID: randomID(), To: to, Mode: mode, Deadline: start.Add(timeout)}
+	if err := put(ctx, cli, k.request(), req); err != nil {
+		return res, fmt.Errorf("failover %s: %w", group, err)
+	}
+	wctx, cancel := context.WithDeadline(ctx, req.Deadline)
+	defer cancel()
+	var done bool
+	for o := range auth.Watch(wctx, group) {
+		if o.Holder == to && o.Epoch > owner.Epoch {
+			res.Epoch, res.Seconds, done = o.Epoch, time.Since(start).Seconds(), true
+			break
+		}
+	}
+	if !done {
+		cctx, c := context.WithTimeout(context.Background(), time.Second)
+		cli.Txn(cctx).If(clientv3.Compare(clientv3.Value(k.request()), "=", mustJSON(req))).
+			Then(clientv3.OpDelete(k.request()), clientv3.OpDelete(k.handoff())).Commit()
+		c()
+		res.Steps, _ = Events(ctx, cli, prefix, group, start)
+		return res, fmt.Errorf("failover %s to %s: not done within %s%s", group, to, timeout, lastDetail(res.Steps))
+	}
+	// Let the old primary report its repoint or rejoin, briefly.
+	for wait := time.Now().Add(3 * time.Second); ; {
+		res.Steps, _ = Events(ctx, cli, prefix, group, start)
+		if res.From == "" || hasStep(res.Steps, res.From, StepRejoin, StepRepoint) || time.Now().After(wait) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return res, nil
+}
+
+func hasStep(evs []Event, region string, steps ...string) bool {
+	for _, e := range evs {
+		for _, s := range steps {
+			if e.Region == region && e.Step == s {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func lastDetail(evs []Event) string {
+	if len(evs) == 0 {
+		return ""
+	}
+	e := evs[len(evs)-1]
+	return fmt.Sprintf(" (last step: %s %s: %s)", e.Region, e.Step, e.Detail)
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
