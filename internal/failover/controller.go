@@ -155,6 +155,8 @@ type Controller struct {
 
 	mu    sync.Mutex
 	state State
+
+	outbox chan Event // events to record at the witness, in order
 }
 
 // New checks cfg; nothing runs until Run.
@@ -164,10 +166,11 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("failover: %s in %s: %w", cfg.Group, cfg.Region, err)
 	}
 	return &Controller{
-		cfg:   cfg,
-		keys:  keysFor(cfg.Prefix, cfg.Group),
-		log:   cfg.Logger.With("component", "failover", "service", cfg.Group, "region", cfg.Region),
-		state: State{Service: cfg.Group, Region: cfg.Region},
+		cfg:    cfg,
+		keys:   keysFor(cfg.Prefix, cfg.Group),
+		log:    cfg.Logger.With("component", "failover", "service", cfg.Group, "region", cfg.Region),
+		state:  State{Service: cfg.Group, Region: cfg.Region},
+		outbox: make(chan Event, 1024),
 	}, nil
 }
 
@@ -223,6 +226,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	go c.publish(ctx)
 	t := time.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	for {
@@ -244,7 +248,9 @@ func (c *Controller) step(ctx context.Context) {
 	c.checkHeld(ctx)
 	c.readPosition(ctx)
 	rctx, cancel := context.WithTimeout(ctx, max(5*c.cfg.Tick, 500*time.Millisecond))
-	owner, err := c.cfg.Authority.Current(rctx, c.cfg.Group)
+	// Local (serializable) reads: cheap, possibly stale. They only choose
+	// what to try; every claim is checked by the witness's quorum.
+	owner, err := c.cfg.Authority.Peek(rctx, c.cfg.Group)
 	var co coordination
 	if err == nil {
 		co, err = c.keys.read(rctx, c.cfg.Client)
@@ -370,7 +376,9 @@ func (c *Controller) asFollower(ctx context.Context, owner witness.Owner, co coo
 	if c.held != nil {
 		c.held.Release(ctx)
 		c.held = nil
-		c.fence(ctx, "", "the lease belongs to "+owner.Holder)
+		if !c.fenced {
+			c.fence(ctx, "", "the lease belongs to "+owner.Holder)
+		}
 	}
 	if r := co.request; r != nil && r.To == c.cfg.Region && time.Now().Before(r.Deadline) {
 		switch {
@@ -389,7 +397,14 @@ func (c *Controller) followOwner(ctx context.Context, owner witness.Owner) {
 	if c.follow == owner.Holder && c.followEpoch == owner.Epoch {
 		return
 	}
+	// An old primary rejoins; after a restart only its replica knows it was.
 	rejoin := c.promoted != 0 || c.fenced
+	if !rejoin && c.follow == "" {
+		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		role := c.cfg.Replica.Status(sctx).Role
+		cancel()
+		rejoin = role == data.RolePrimary || role == data.RoleFenced
+	}
 	start := time.Now()
 	discarded, err := c.cfg.Replica.Follow(ctx, owner.Holder, owner.Epoch)
 	if err != nil {
@@ -401,7 +416,7 @@ func (c *Controller) followOwner(ctx context.Context, owner witness.Owner) {
 	c.follow, c.followEpoch, c.promoted, c.fenced = owner.Holder, owner.Epoch, 0, false
 	c.setState(func(s *State) { s.Role, s.Primary, s.Epoch = data.RoleSecondary, owner.Holder, owner.Epoch })
 	e := Event{Step: StepRepoint, Epoch: owner.Epoch, Position: c.pos, Detail: fmt.Sprintf("following %s (%s)", owner.Holder, time.Since(start).Round(time.Millisecond))}
-	if rejoin {
+	if rejoin || discarded > 0 {
 		e.Step, e.Discarded = StepRejoin, discarded
 		e.Detail = fmt.Sprintf("rejoined as a secondary of %s, discarding %d writes it lacks (%s)", owner.Holder, discarded, time.Since(start).Round(time.Millisecond))
 	}
@@ -581,7 +596,7 @@ func (c *Controller) fence(ctx context.Context, mode, why string) {
 	}
 	c.fenced = true
 	c.setState(func(s *State) { s.Role = data.RoleFenced })
-	c.emit(Event{Step: StepFence, Mode: mode, Position: pos, Detail: why})
+	c.emit(Event{Step: StepFence, Mode: mode, Epoch: c.State().Epoch, Position: pos, Detail: why})
 }
 
 func (c *Controller) deleteRequest(ctx context.Context, id string) {
@@ -626,12 +641,38 @@ func (c *Controller) emit(e Event) {
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(e)
 	}
-	key := fmt.Sprintf("%s%020d-%s-%s", c.keys.events, e.Time.UnixNano(), c.cfg.Region, e.Step)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		put(ctx, c.cfg.Client, key, e)
-	}()
+	select {
+	case c.outbox <- e:
+	default:
+		c.log.Warn("failover: event outbox full; event not recorded at the witness", "step", e.Step)
+	}
+}
+
+// publish records events at the witness in order, retrying while the
+// region is cut off from it (a fence during a partition is recorded once
+// the partition heals), for up to a minute per event.
+func (c *Controller) publish(ctx context.Context) {
+	for {
+		var e Event
+		select {
+		case <-ctx.Done():
+			return
+		case e = <-c.outbox:
+		}
+		key := fmt.Sprintf("%s%020d-%s-%s", c.keys.events, e.Time.UnixNano(), c.cfg.Region, e.Step)
+		for ctx.Err() == nil && time.Since(e.Time) < time.Minute {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := put(pctx, c.cfg.Client, key, e)
+			cancel()
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // logFailure logs a failed action at most once a second.

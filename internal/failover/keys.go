@@ -121,7 +121,7 @@ type coordination struct {
 }
 
 func (k keys) read(ctx context.Context, cli *clientv3.Client) (coordination, error) {
-	resp, err := cli.Get(ctx, k.base, clientv3.WithPrefix())
+	resp, err := cli.Get(ctx, k.base, clientv3.WithPrefix(), clientv3.WithSerializable())
 	if err != nil {
 		return coordination{}, err
 	}

@@ -290,6 +290,32 @@ func (a *Authority) Current(ctx context.Context, group string) (Owner, error) {
 	return o, nil
 }
 
+// Peek returns the owner and epoch of group as the local member last saw
+// them (a serializable read: no round trip to the leader, possibly stale,
+// and answered even by a member cut off from the quorum), without
+// Expires. It is for deciding what to try: every claim (Acquire, Force,
+// Transfer, Hold) is checked against the latest state by the authority.
+func (a *Authority) Peek(ctx context.Context, group string) (Owner, error) {
+	if err := checkName("group", group); err != nil {
+		return Owner{}, fmt.Errorf("witness: peek: %w", err)
+	}
+	resp, err := a.cli.Get(ctx, a.prefix+group+"/", clientv3.WithPrefix(), clientv3.WithSerializable())
+	if err != nil {
+		return Owner{}, a.fail(ctx, "peek "+group, err)
+	}
+	st := groupState{rev: resp.Header.Revision}
+	for _, kv := range resp.Kvs {
+		if err := st.add(a, group, kv.Key, kv.Value, kv.ModRevision); err != nil {
+			return Owner{}, err
+		}
+	}
+	o := Owner{Group: group, Epoch: st.epoch}
+	if r := st.owner; r != nil {
+		o.Holder, o.LeaseID, o.TTL, o.Since = r.Holder, r.Lease, time.Duration(r.TTLms)*time.Millisecond, r.Since
+	}
+	return o, nil
+}
+
 // List returns every group under the prefix, sorted by name.
 func (a *Authority) List(ctx context.Context) ([]Owner, error) {
 	ctx = clientv3.WithRequireLeader(ctx)
