@@ -22,6 +22,7 @@ const module = "github.com/geostamp/geostamp/internal/"
 var allowed = map[string][]string{
 	"topology":       {},
 	"telemetry":      {},
+	"testlog":        {},
 	"wan":            {},
 	"health":         {"topology"},
 	"routing":        {"topology", "health"},

@@ -378,7 +378,7 @@ func cmdData(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tREGION\tROLE\tPRIMARY\tSEQ\tLAG\tLAG(s)\tREAD\tWRITE")
+	fmt.Fprintln(tw, "SERVICE\tREGION\tROLE\tPRIMARY\tEPOCH\tSEQ\tLAG\tLAG(s)\tREAD\tWRITE")
 	regions := make([]string, 0, len(out))
 	for r := range out {
 		regions = append(regions, r)
@@ -386,10 +386,10 @@ func cmdData(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sort.Strings(regions)
 	for _, r := range regions {
 		if len(out[r].Data) == 0 {
-			fmt.Fprintf(tw, "-\t%s\tunreachable\t\t\t\t\t\t\n", r)
+			fmt.Fprintf(tw, "-\t%s\tunreachable\t\t\t\t\t\t\t\n", r)
 		}
 		for _, s := range out[r].Data {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.1f\t%v\t%v\n", s.Service, r, s.Role, s.Primary, s.LastSeq, s.LagWrites, s.LagSeconds, s.Readable, s.Writable)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.1f\t%v\t%v\n", s.Service, r, s.Role, s.Primary, s.Epoch, s.LastSeq, s.LagWrites, s.LagSeconds, s.Readable, s.Writable)
 		}
 	}
 	return tw.Flush()

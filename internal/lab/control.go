@@ -9,14 +9,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/geostamp/geostamp/internal/data"
+	"github.com/geostamp/geostamp/internal/failover"
 	"github.com/geostamp/geostamp/internal/stamp"
 	"github.com/geostamp/geostamp/internal/topology"
+	"github.com/geostamp/geostamp/internal/witness"
 )
 
 // RegionInfo is one region in the control API's list.
@@ -50,8 +53,11 @@ func (l *Lab) listenControl() (*http.Server, net.Listener, error) {
 	mux.HandleFunc("POST /v1/links/{a}/{b}/{action}", l.handleLinkAction)
 	mux.HandleFunc("GET /v1/data", l.handleData)
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResponse(w, http.StatusOK, l.Events())
+		writeJSONResponse(w, http.StatusOK, l.allEvents(r.Context()))
 	})
+	mux.HandleFunc("POST /v1/failover/{service}", l.handleFailover)
+	mux.HandleFunc("POST /v1/data/{service}/crash", l.handleCrash)
+	mux.HandleFunc("POST /v1/pops/{name}/{action}", l.handlePOP)
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONResponse(w, http.StatusOK, l.Endpoints())
 	})
@@ -277,4 +283,130 @@ func get(ctx context.Context, c *http.Client, url, token string) (json.RawMessag
 		return nil, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return b, nil
+}
+
+// FailoverRequest is the body of POST /v1/failover/{service}.
+type FailoverRequest struct {
+	To   string `json:"to"`
+	Mode string `json:"mode"` // planned (default) or forced
+	// Timeout bounds the whole failover; default 30s.
+	Timeout topology.Duration `json:"timeout,omitempty"`
+}
+
+// FailoverResult is the answer: the failover's steps in every region.
+type FailoverResult struct {
+	Service string  `json:"service"`
+	From    string  `json:"from"`
+	To      string  `json:"to"`
+	Mode    string  `json:"mode"`
+	Epoch   uint64  `json:"epoch"`
+	Seconds float64 `json:"seconds"`
+	Steps   []Event `json:"steps"`
+}
+
+func (l *Lab) handleFailover(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("service")
+	svc, ok := l.topo.DataService(name)
+	if !ok || svc.Kind != data.KindPrimarySecondary {
+		errorJSON(w, http.StatusNotFound, "no primary-secondary data service %q", name)
+		return
+	}
+	var req FailoverRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		errorJSON(w, http.StatusBadRequest, `invalid JSON body (want {"to": "REGION", "mode": "planned"|"forced"}): %v`, err)
+		return
+	}
+	if req.Mode == "" {
+		req.Mode = failover.ModePlanned
+	}
+	if _, ok := l.topo.Region(req.To); !ok {
+		errorJSON(w, http.StatusBadRequest, "to: %q is not a region (regions: %s)", req.To, strings.Join(l.topo.RegionNames(), ", "))
+		return
+	}
+	timeout := req.Timeout.D()
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	l.event(Event{Kind: "failover-request", Service: name, Region: req.To, Mode: req.Mode})
+	res, err := failover.Ask(r.Context(), l.etcd, witness.NewAuthority(l.etcd, "", l.log), "", name, req.To, req.Mode, timeout)
+	out := FailoverResult{Service: name, From: res.From, To: req.To, Mode: req.Mode, Epoch: res.Epoch, Seconds: res.Seconds}
+	for _, e := range res.Steps {
+		out.Steps = append(out.Steps, failoverEvent(e))
+	}
+	switch {
+	case errors.Is(err, failover.ErrRefused):
+		errorJSON(w, http.StatusConflict, "%v", err)
+	case err != nil:
+		writeJSONResponse(w, http.StatusGatewayTimeout, map[string]any{"error": err.Error(), "result": out})
+	default:
+		writeJSONResponse(w, http.StatusOK, out)
+	}
+}
+
+func failoverEvent(e failover.Event) Event {
+	return Event{Time: e.Time, Kind: "failover", Region: e.Region, Service: e.Service, Step: e.Step, Mode: e.Mode,
+		Epoch: e.Epoch, Position: e.Position, Gap: e.Gap, Discarded: e.Discarded, Detail: e.Detail}
+}
+
+// allEvents merges the lab's events with the failover steps recorded at
+// the witness, in time order.
+func (l *Lab) allEvents(ctx context.Context) []Event {
+	evs := l.Events()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if fevs, err := failover.Events(ctx, l.etcd, "", "", time.Time{}); err == nil {
+		for _, e := range fevs {
+			evs = append(evs, failoverEvent(e))
+		}
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
+	return evs
+}
+
+// handleCrash makes the data engine of a service's current primary die,
+// leaving its region running (the data-primary-loss fault).
+func (l *Lab) handleCrash(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("service")
+	svc, ok := l.topo.DataService(name)
+	if !ok || svc.Kind != data.KindPrimarySecondary {
+		errorJSON(w, http.StatusNotFound, "no primary-secondary data service %q", name)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	owner, err := witness.NewAuthority(l.etcd, "", l.log).Current(ctx, name)
+	if err != nil {
+		errorJSON(w, http.StatusServiceUnavailable, "witness: %v", err)
+		return
+	}
+	if owner.Holder == "" {
+		errorJSON(w, http.StatusConflict, "%s has no primary now", name)
+		return
+	}
+	if err := l.regionAdmin(ctx, owner.Holder, "data/"+name+"/crash", nil); err != nil {
+		errorJSON(w, http.StatusBadGateway, "%v", err)
+		return
+	}
+	l.event(Event{Kind: "data-crash", Region: owner.Holder, Service: name, Epoch: owner.Epoch, Detail: "the primary's data engine was killed"})
+	writeJSONResponse(w, http.StatusOK, map[string]any{"service": name, "region": owner.Holder, "epoch": owner.Epoch})
+}
+
+func (l *Lab) handlePOP(w http.ResponseWriter, r *http.Request) {
+	name, action := r.PathValue("name"), r.PathValue("action")
+	var err error
+	switch action {
+	case "kill":
+		err = l.glob.killPOP(name)
+	case "restart":
+		err = l.glob.restartPOP(name)
+	default:
+		errorJSON(w, http.StatusNotFound, "unknown action %q (kill, restart)", action)
+		return
+	}
+	if err != nil {
+		errorJSON(w, http.StatusNotFound, "%v", err)
+		return
+	}
+	l.event(Event{Kind: "pop-" + action, Region: name})
+	writeJSONResponse(w, http.StatusOK, map[string]string{"pop": name, "action": action})
 }

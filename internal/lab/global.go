@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/geostamp/geostamp/internal/frontdoor"
 	"github.com/geostamp/geostamp/internal/gslb"
@@ -17,13 +18,24 @@ type global struct {
 	frontdoors map[string]*frontdoor.FrontDoor
 	pops       []string
 	dns        *gslb.Server
+
+	mu      sync.Mutex
+	ctx     context.Context // the global layer's life
+	popRuns map[string]*popRun
+}
+
+// popRun is one running POP, so that a drill can kill it and bring it back.
+type popRun struct {
+	cfg    frontdoor.Config
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // startGlobal starts the front door POPs, each reaching the stamps through
 // its own WAN links, and the GSLB, and returns once all listen. They stop
 // when ctx ends; done is closed when they have.
 func (l *Lab) startGlobal(ctx context.Context, ingressPort int) (*global, <-chan struct{}, error) {
-	g := &global{frontdoors: map[string]*frontdoor.FrontDoor{}}
+	g := &global{frontdoors: map[string]*frontdoor.FrontDoor{}, ctx: ctx, popRuns: map[string]*popRun{}}
 	host := l.topo.Lab.Host
 	ca, err := newLocalCA(l.topo.Name)
 	if err != nil {
@@ -82,7 +94,7 @@ func (l *Lab) startGlobal(ctx context.Context, ingressPort int) (*global, <-chan
 			return nil, done, fmt.Errorf("lab: %w", err)
 		}
 		go func() { <-ctx.Done(); <-done; access.Close() }()
-		fd, err := frontdoor.New(frontdoor.Config{
+		cfg := frontdoor.Config{
 			Topology:    l.topo,
 			POP:         pop,
 			Origins:     origins,
@@ -94,13 +106,20 @@ func (l *Lab) startGlobal(ctx context.Context, ingressPort int) (*global, <-chan
 			AdminToken:  l.token,
 			Logger:      l.cfg.Logger,
 			AccessLog:   access,
-		})
+		}
+		fd, err := frontdoor.New(cfg)
 		if err != nil {
 			return nil, done, err
 		}
-		if err := start("frontdoor "+pop, fd.Run, fd.Ready()); err != nil {
+		pctx, cancel := context.WithCancel(ctx)
+		run := &popRun{cancel: cancel, done: make(chan struct{})}
+		if err := start("frontdoor "+pop, func(context.Context) error { defer close(run.done); return fd.Run(pctx) }, fd.Ready()); err != nil {
 			return nil, done, err
 		}
+		// A restarted POP listens where this one does.
+		cfg.Listen, cfg.ListenTLS, cfg.AdminListen = fd.Addr(), fd.TLSAddr(), fd.AdminAddr()
+		run.cfg = cfg
+		g.popRuns[pop] = run
 		g.frontdoors[pop] = fd
 		g.pops = append(g.pops, pop)
 		l.printf("front door %-11s on https://%s and http://%s\n", pop, fd.TLSAddr(), fd.Addr())
@@ -127,6 +146,51 @@ func (l *Lab) startGlobal(ctx context.Context, ingressPort int) (*global, <-chan
 	g.dns = dns
 	l.printf("GSLB DNS   %-11s on %s (udp+tcp)\n", l.topo.GSLB.Zone, dns.Addr())
 	return g, done, nil
+}
+
+// killPOP stops a POP as if its process died: its listeners close and
+// its connections drop.
+func (g *global) killPOP(name string) error {
+	g.mu.Lock()
+	run, ok := g.popRuns[name]
+	g.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no POP %q (POPs: %v)", name, g.pops)
+	}
+	run.cancel()
+	<-run.done
+	return nil
+}
+
+// restartPOP starts a POP again on its addresses; a running one is killed
+// first.
+func (g *global) restartPOP(name string) error {
+	if err := g.killPOP(name); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.popRuns[name]
+	fd, err := frontdoor.New(old.cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(g.ctx)
+	run := &popRun{cfg: old.cfg, cancel: cancel, done: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		defer close(run.done)
+		errc <- fd.Run(ctx)
+	}()
+	select {
+	case <-fd.Ready():
+	case err := <-errc:
+		cancel()
+		return fmt.Errorf("restart POP %s: %w", name, err)
+	}
+	g.popRuns[name] = run
+	g.frontdoors[name] = fd
+	return nil
 }
 
 func (l *Lab) caFile() string { return filepath.Join(l.dir, "ca.pem") }

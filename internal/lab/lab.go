@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,14 +13,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/geostamp/geostamp/internal/failover"
 	"github.com/geostamp/geostamp/internal/telemetry"
 	"github.com/geostamp/geostamp/internal/topology"
 	"github.com/geostamp/geostamp/internal/wan"
+	"github.com/geostamp/geostamp/internal/witness"
 )
 
 // Config of a lab.
@@ -46,6 +52,14 @@ type Event struct {
 	Region string    `json:"region,omitempty"`
 	Link   string    `json:"link,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	// Failover steps (kind "failover"), from the regions' controllers.
+	Service   string `json:"service,omitempty"`
+	Step      string `json:"step,omitempty"`
+	Mode      string `json:"mode,omitempty"`
+	Epoch     uint64 `json:"epoch,omitempty"`
+	Position  uint64 `json:"position,omitempty"`
+	Gap       uint64 `json:"gap,omitempty"`
+	Discarded uint64 `json:"discarded,omitempty"`
 }
 
 // Lab runs a topology on this machine.
@@ -58,6 +72,10 @@ type Lab struct {
 	ready    chan struct{}
 
 	net     *wan.Net
+	witness map[string]*WitnessSpec
+	etcd    *clientv3.Client // the lab's own member (witness site)
+	pgPorts map[string]int   // region -> PostgreSQL port, when a service uses it
+	glob    *global
 	regions []*regionProc
 	byName  map[string]*regionProc
 	token   string
@@ -151,6 +169,14 @@ func (l *Lab) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	wctx, stopWitness := context.WithCancel(ctx)
+	defer stopWitness()
+	if err := l.startWitness(wctx); err != nil {
+		return err
+	}
+	if err := l.planPostgres(); err != nil {
+		return err
+	}
 	for i, r := range l.topo.Regions {
 		if err := l.startRegion(ctx, i, r, ingressPort); err != nil {
 			return err
@@ -158,6 +184,7 @@ func (l *Lab) Run(ctx context.Context) error {
 	}
 	gctx, stopGlobal := context.WithCancel(ctx)
 	glob, globalDone, err := l.startGlobal(gctx, ingressPort)
+	l.glob = glob
 	if globalDone != nil {
 		defer func() { stopGlobal(); <-globalDone }()
 	}
@@ -198,6 +225,7 @@ func (l *Lab) Run(ctx context.Context) error {
 	l.event(Event{Kind: "ready", Detail: fmt.Sprintf("all regions healthy in %s", time.Since(start).Round(time.Millisecond))})
 	l.printf("all regions healthy in %s\n", time.Since(start).Round(100*time.Millisecond))
 	close(l.ready)
+	go l.printFailovers(ctx)
 	<-ctx.Done()
 	l.printf("stopping...\n")
 	return nil
@@ -254,8 +282,27 @@ func (l *Lab) startRegion(ctx context.Context, i int, r topology.Region, ingress
 		TokenFile: l.tokenFile(),
 		Log:       l.cfg.RegionLog,
 	}
+	spec.Witness = l.witness[r.Name]
 	for _, d := range l.topo.Data {
-		spec.Services = append(spec.Services, ServiceSpec{Name: d.Name, Kind: d.Kind, Engine: d.Engine, Primary: d.Primary})
+		spec.Services = append(spec.Services, ServiceSpec{
+			Name: d.Name, Kind: d.Kind, Engine: d.Engine, Primary: d.Primary,
+			Replication: d.Replication, Policy: d.Failover.Policy, Grace: d.Failover.Grace.D(), Lease: d.Failover.Lease.D(),
+			Regions: l.preferenceOrder(),
+		})
+	}
+	if port, ok := l.pgPorts[r.Name]; ok {
+		spec.Postgres = &PostgresSpec{Port: port, Peers: map[string]string{}}
+		for _, other := range l.topo.Regions {
+			if other.Name == r.Name {
+				continue
+			}
+			addr, err := l.net.Proxy("postgres "+r.Name+"->"+other.Name, r.Name, other.Name, net.JoinHostPort(l.topo.Lab.Host, "0"),
+				net.JoinHostPort(other.Address, strconv.Itoa(l.pgPorts[other.Name])))
+			if err != nil {
+				return fmt.Errorf("lab: %w", err)
+			}
+			spec.Postgres.Peers[other.Name] = addr
+		}
 	}
 	// Leafnode remotes: the lower regions, each through its WAN link, so
 	// leaf connections form a tree.
@@ -360,6 +407,95 @@ func (l *Lab) shutdown() {
 	if l.net != nil {
 		l.net.Close()
 	}
+}
+
+// startWitness plans every site's etcd member and runs the witness site's
+// member in this process (the region processes run theirs). Without a
+// witness site, the lab's client talks to the regions' members.
+func (l *Lab) startWitness(ctx context.Context) error {
+	specs, err := l.planWitness()
+	if err != nil {
+		return err
+	}
+	l.witness = specs
+	logger := telemetry.Component(l.cfg.Logger, "witness")
+	if w := l.topo.Witness; w != "" {
+		errc := make(chan error, 2)
+		go func() {
+			for err := range errc {
+				l.log.Error("witness site", "err", err)
+			}
+		}()
+		l.etcd, err = runWitnessMember(ctx, specs[w], logger, errc)
+		if err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+	} else {
+		var eps []string
+		for _, s := range specs {
+			eps = append(eps, s.ClientURL)
+		}
+		if l.etcd, err = witness.NewClient(eps, logger); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+	}
+	context.AfterFunc(ctx, func() { l.etcd.Close() })
+	return nil
+}
+
+// printFailovers prints each failover step of every region as it happens.
+func (l *Lab) printFailovers(ctx context.Context) {
+	prefix := failover.DefaultPrefix + "events/"
+	for ctx.Err() == nil {
+		for resp := range l.etcd.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix()) {
+			if resp.Err() != nil {
+				break
+			}
+			for _, ev := range resp.Events {
+				var e failover.Event
+				if ev.Type != clientv3.EventTypePut || json.Unmarshal(ev.Kv.Value, &e) != nil {
+					continue
+				}
+				l.printf("failover %s: %-12s %-8s epoch %d  %s\n", e.Service, e.Region, e.Step, e.Epoch, e.Detail)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// planPostgres picks a PostgreSQL port in every region when a service
+// uses the postgres engine.
+func (l *Lab) planPostgres() error {
+	uses := false
+	for _, d := range l.topo.Data {
+		uses = uses || d.Engine == "postgres"
+	}
+	if !uses {
+		return nil
+	}
+	l.pgPorts = map[string]int{}
+	for _, r := range l.topo.Regions {
+		ports, err := freePorts(r.Address, 1)
+		if err != nil {
+			return fmt.Errorf("lab: postgres port in %s: %w", r.Name, err)
+		}
+		l.pgPorts[r.Name] = ports[0]
+	}
+	return nil
+}
+
+// preferenceOrder lists the regions by priority (file order on ties).
+func (l *Lab) preferenceOrder() []string {
+	rs := append([]topology.Region(nil), l.topo.Regions...)
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Priority < rs[j].Priority })
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Name
+	}
+	return out
 }
 
 // commonFreePort finds a port that is free on every region's address, so

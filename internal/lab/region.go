@@ -17,21 +17,40 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/geostamp/geostamp/internal/data"
 	"github.com/geostamp/geostamp/internal/data/jetstream"
 	"github.com/geostamp/geostamp/internal/data/memstore"
+	"github.com/geostamp/geostamp/internal/data/postgres"
+	"github.com/geostamp/geostamp/internal/failover"
 	"github.com/geostamp/geostamp/internal/stamp"
 	"github.com/geostamp/geostamp/internal/telemetry"
+	"github.com/geostamp/geostamp/internal/witness"
 	"github.com/geostamp/geostamp/internal/workload"
 )
 
 // RegionStatus is what a region's admin API reports.
 type RegionStatus struct {
-	Region  string        `json:"region"`
-	Health  stamp.Report  `json:"health"`
-	Drained bool          `json:"drained"`
-	Data    []data.Status `json:"data"`
-	Error   string        `json:"error,omitempty"`
+	Region   string           `json:"region"`
+	Health   stamp.Report     `json:"health"`
+	Drained  bool             `json:"drained"`
+	Data     []data.Status    `json:"data"`
+	Failover []failover.State `json:"failover,omitempty"`
+	Error    string           `json:"error,omitempty"`
+}
+
+// statuses asks every service for its replication state, in parallel.
+func (d *regionData) statuses(ctx context.Context, services []ServiceSpec) []data.Status {
+	out := make([]data.Status, len(services))
+	var wg sync.WaitGroup
+	for i, svc := range services {
+		wg.Go(func() { out[i] = d.stores[svc.Name].Status(ctx) })
+	}
+	wg.Wait()
+	return out
 }
 
 // RunRegion runs one region process: the data engine, the workload replicas
@@ -45,7 +64,7 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 16)
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -58,10 +77,22 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 	}
 	defer wg.Wait()
 
+	var etcd *clientv3.Client
+	if spec.Witness != nil {
+		if etcd, err = runWitnessMember(ctx, spec.Witness, telemetry.Component(logger, "witness").With("region", spec.Name), errc); err != nil {
+			return fmt.Errorf("region %s: %w", spec.Name, err)
+		}
+		defer etcd.Close()
+	}
+
 	var jsServices []jetstream.Service
+	var pgServices []postgres.Service
 	for _, s := range spec.Services {
-		if s.Engine == "jetstream" {
-			jsServices = append(jsServices, jetstream.Service{Name: s.Name, Kind: s.Kind, Primary: s.Primary})
+		switch s.Engine {
+		case "jetstream":
+			jsServices = append(jsServices, jetstream.Service{Name: s.Name, Kind: s.Kind, Primary: s.Primary, Replication: s.Replication, Regions: s.Regions})
+		case "postgres":
+			pgServices = append(pgServices, postgres.Service{Name: s.Name, Replication: s.Replication})
 		}
 	}
 	engine, err := jetstream.New(jetstream.Config{
@@ -81,22 +112,77 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 	if err := waitReady(ctx, engine.Ready(), errc); err != nil {
 		return err
 	}
+	var pg *postgres.Engine
+	if len(pgServices) > 0 {
+		if spec.Postgres == nil {
+			return fmt.Errorf("region %s: postgres services but no postgres spec", spec.Name)
+		}
+		pg, err = postgres.New(postgres.Config{
+			Region:   spec.Name,
+			Dir:      filepath.Join(spec.DataDir, "postgres"),
+			Host:     spec.Host,
+			Port:     spec.Postgres.Port,
+			Peers:    spec.Postgres.Peers,
+			Services: pgServices,
+			Logger:   telemetry.Component(logger, "postgres").With("region", spec.Name),
+		})
+		if err != nil {
+			return err
+		}
+		run("postgres", pg.Run)
+		if err := waitReady(ctx, pg.Ready(), errc); err != nil {
+			return err
+		}
+	}
 
-	stores := map[string]data.Store{}
+	d := &regionData{stores: map[string]data.Store{}, replicas: map[string]data.Replica{}, crashers: map[string]data.Crasher{}, controllers: map[string]*failover.Controller{}}
 	for _, s := range spec.Services {
-		switch s.Engine {
-		case "jetstream":
+		switch {
+		case s.Engine == "jetstream" && s.Kind == data.KindPrimarySecondary:
+			r, err := engine.Replica(s.Name)
+			if err != nil {
+				return err
+			}
+			d.replicas[s.Name], d.stores[s.Name], d.crashers[s.Name] = r, r, engine
+		case s.Engine == "jetstream":
 			st, err := engine.Store(s.Name)
 			if err != nil {
 				return err
 			}
-			stores[s.Name] = st
-		case "memory":
-			stores[s.Name] = memstore.New(s.Name, spec.Name)
+			d.stores[s.Name] = st
+		case s.Engine == "postgres":
+			r, err := pg.Replica(s.Name)
+			if err != nil {
+				return err
+			}
+			d.replicas[s.Name], d.stores[s.Name], d.crashers[s.Name] = r, r, pg
+		case s.Engine == "memory":
+			d.stores[s.Name] = memstore.New(s.Name, spec.Name)
 		default:
-			return fmt.Errorf("region %s: data service %s: engine %q is not supported in the lab yet", spec.Name, s.Name, s.Engine)
+			return fmt.Errorf("region %s: data service %s: engine %q is not supported in the lab", spec.Name, s.Name, s.Engine)
+		}
+		if r, ok := d.replicas[s.Name]; ok && etcd != nil {
+			ctl, err := failover.New(failover.Config{
+				Group:     s.Name,
+				Region:    spec.Name,
+				Regions:   s.Regions,
+				Initial:   s.Primary,
+				Policy:    s.Policy,
+				Grace:     s.Grace,
+				LeaseTTL:  s.Lease,
+				Replica:   r,
+				Authority: witness.NewAuthority(etcd, "", telemetry.Component(logger, "witness")),
+				Client:    etcd,
+				Logger:    logger,
+			})
+			if err != nil {
+				return err
+			}
+			d.controllers[s.Name] = ctl
+			run("failover "+s.Name, ctl.Run)
 		}
 	}
+	stores := d.stores
 	app, err := workload.New(workload.Config{
 		Region:  spec.Name,
 		Orders:  stores["orders"],
@@ -109,7 +195,7 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 	var checks []stamp.Check
 	for _, s := range spec.Services {
 		st := stores[s.Name]
-		checks = append(checks, stamp.Check{Name: "data:" + s.Name, Run: dataCheck(st)})
+		checks = append(checks, stamp.Check{Name: "data:" + s.Name, Run: dataCheck(st, d.controllers[s.Name])})
 	}
 	stmp, err := stamp.New(stamp.Config{
 		Region:      spec.Name,
@@ -133,7 +219,7 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 	if err != nil {
 		return fmt.Errorf("region %s: admin: %w", spec.Name, err)
 	}
-	admin := &http.Server{Handler: regionAdmin(spec.Name, token, stmp, stores, spec.Services), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: regionAdmin(spec.Name, token, stmp, d, spec.Services), ReadHeaderTimeout: 5 * time.Second}
 	run("admin", func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
@@ -176,13 +262,22 @@ func waitReady(ctx context.Context, ready <-chan struct{}, errc chan error) erro
 	}
 }
 
-// dataCheck fails when the region cannot read the service locally; losing
-// the primary makes writes fail but is reported in the detail, since the
-// stamp still serves reads.
-func dataCheck(st data.Store) func(context.Context) (string, error) {
+// regionData is the region's data services and their failover controllers.
+type regionData struct {
+	stores      map[string]data.Store
+	replicas    map[string]data.Replica
+	crashers    map[string]data.Crasher
+	controllers map[string]*failover.Controller
+}
+
+// dataCheck fails when the region cannot read the service locally, or
+// before its failover controller has made a first decision; losing the
+// primary makes writes fail but is reported in the detail, since the stamp
+// still serves reads.
+func dataCheck(st data.Store, ctl *failover.Controller) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		s := st.Status(ctx)
-		detail := fmt.Sprintf("%s, primary %s, seq %d, lag %d", s.Role, s.Primary, s.LastSeq, s.LagWrites)
+		detail := fmt.Sprintf("%s, primary %s, epoch %d, position %d, lag %d writes %.1fs", s.Role, s.Primary, s.Epoch, s.LastSeq, s.LagWrites, s.LagSeconds)
 		if !s.Writable {
 			detail += ", not writable"
 		}
@@ -192,23 +287,44 @@ func dataCheck(st data.Store) func(context.Context) (string, error) {
 		if !s.Readable {
 			return detail, errors.New("not readable")
 		}
+		if ctl != nil {
+			if fs := ctl.State(); fs.Role == "" {
+				return detail, errors.New("waiting for the failover controller's first decision")
+			}
+		}
 		return detail, nil
 	}
 }
 
-func regionAdmin(region, token string, st *stamp.Stamp, stores map[string]data.Store, services []ServiceSpec) http.Handler {
+func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services []ServiceSpec) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 1500*time.Millisecond)
 		defer cancel()
-		s := RegionStatus{Region: region, Health: st.Health(), Drained: st.Drained(), Data: make([]data.Status, len(services))}
-		var wg sync.WaitGroup
-		for i, svc := range services {
-			wg.Go(func() { s.Data[i] = stores[svc.Name].Status(ctx) })
+		s := RegionStatus{Region: region, Health: st.Health(), Drained: st.Drained(), Data: d.statuses(ctx, services)}
+		for _, svc := range services {
+			if ctl := d.controllers[svc.Name]; ctl != nil {
+				s.Failover = append(s.Failover, ctl.State())
+			}
 		}
-		wg.Wait()
 		writeJSONResponse(w, http.StatusOK, s)
 	})
+	mux.HandleFunc("POST /admin/data/{service}/crash", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("service")
+		c, ok := d.crashers[name]
+		if !ok {
+			writeJSONResponse(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no primary-secondary service %q in %s", name, region)})
+			return
+		}
+		if err := c.Crash(); err != nil {
+			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, map[string]string{"region": region, "service": name, "crashed": "engine"})
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newReplicationCollector(region, d, services))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux.HandleFunc("POST /admin/drain", func(w http.ResponseWriter, r *http.Request) {
 		st.SetDrained(true)
 		writeJSONResponse(w, http.StatusOK, map[string]any{"region": region, "drained": true})
@@ -229,7 +345,11 @@ func regionAdmin(region, token string, st *stamp.Stamp, stores map[string]data.S
 		st.SetDrained(false)
 		writeJSONResponse(w, http.StatusOK, map[string]any{"region": region, "drained": false})
 	})
-	return requireToken(token, mux)
+	// Metrics are read-only and scraped without the token, as usual.
+	top := http.NewServeMux()
+	top.Handle("GET /metrics", metrics)
+	top.Handle("/", requireToken(token, mux))
+	return top
 }
 
 // requireToken answers 401 to requests without "Authorization: Bearer <token>".

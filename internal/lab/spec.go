@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // RegionSpec is everything a region process needs; the lab writes it as JSON
@@ -28,6 +29,18 @@ type RegionSpec struct {
 	FDID        string        `json:"fdid,omitempty"`
 	TokenFile   string        `json:"token_file"`
 	Log         LogSpec       `json:"log"`
+	// Witness is the region's etcd member (failover leases).
+	Witness *WitnessSpec `json:"witness,omitempty"`
+	// Postgres is set when a service uses the postgres engine.
+	Postgres *PostgresSpec `json:"postgres,omitempty"`
+}
+
+// PostgresSpec is the region's PostgreSQL instance.
+type PostgresSpec struct {
+	Port int `json:"port"`
+	// Peers: every other region's PostgreSQL, as reached from this region
+	// (through the WAN link).
+	Peers map[string]string `json:"peers"`
 }
 
 // RegionPorts are the listening ports of a region process.
@@ -44,6 +57,13 @@ type ServiceSpec struct {
 	Kind    string `json:"kind"`
 	Engine  string `json:"engine"`
 	Primary string `json:"primary,omitempty"`
+	// Primary-secondary services: replication and failover policy, and
+	// the regions in preference order.
+	Replication string        `json:"replication,omitempty"`
+	Policy      string        `json:"policy,omitempty"`
+	Grace       time.Duration `json:"grace,omitempty"`
+	Lease       time.Duration `json:"lease,omitempty"`
+	Regions     []string      `json:"regions,omitempty"`
 }
 
 // LogSpec selects the region process's log format and level.

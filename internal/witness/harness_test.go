@@ -14,35 +14,12 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/geostamp/geostamp/internal/testlog"
 )
 
-// testLogger writes records to t.Log until the test's cleanup has run (etcd
-// goroutines may log a little after), and only at level and above.
-func testLogger(t *testing.T, level slog.Level) *slog.Logger {
-	t.Helper()
-	w := &tWriter{t: t}
-	t.Cleanup(func() { // registered first, so it runs last
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type tWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
+// testLogger writes records at level and above to t.Log.
+func testLogger(t *testing.T, level slog.Level) *slog.Logger { return testlog.New(t, level) }
 
 // freePort returns a port that was free a moment ago. etcd takes listen
 // URLs, not listeners, so its ports must be chosen before it starts, and a

@@ -19,9 +19,31 @@ type Service struct {
 	// Kind of the service; only data.KindPrimarySecondary is served by this
 	// engine. Default: data.KindPrimarySecondary.
 	Kind string
-	// Primary is the region that holds the writable stream. Required.
+	// Primary is only a hint for a fresh start: the region named here
+	// creates its stream writable (but fenced until the failover controller
+	// promotes it), the others create a mirror of it, so that replication
+	// can start before the first decision. Which region is primary is
+	// decided by the controller (Replica.Promote and Follow). Default: ""
+	// (no stream until the controller's first call).
 	Primary string
+	// Replication is "async" (a Put returns once the primary stored it) or
+	// "sync" (once a secondary's mirror holds it too). Default: "async".
+	Replication string
+	// Regions are the regions of the service, this one included, if known.
+	// A promoted primary creates the mirror consumers of the others at
+	// once, and sync replication waits on them. Default: none (the
+	// secondaries are then discovered from the mirror consumers on the
+	// primary's stream, which a newly promoted region lacks until its
+	// secondaries follow it, and sync replication treats a primary with no
+	// secondary found as single-region).
+	Regions []string
 }
+
+// Replication modes of a service.
+const (
+	ReplicationAsync = "async"
+	ReplicationSync  = "sync"
+)
 
 // Config configures the engine of one region.
 type Config struct {
@@ -68,6 +90,10 @@ func (c Config) withDefaults() Config {
 		if c.Services[i].Kind == "" {
 			c.Services[i].Kind = data.KindPrimarySecondary
 		}
+		if c.Services[i].Replication == "" {
+			c.Services[i].Replication = ReplicationAsync
+		}
+		c.Services[i].Regions = append([]string(nil), c.Services[i].Regions...)
 	}
 	return c
 }
@@ -116,8 +142,16 @@ func (c Config) Validate() error {
 		if s.Kind != data.KindPrimarySecondary {
 			bad(field+".kind", "%q is not served by the jetstream engine (want %q)", s.Kind, data.KindPrimarySecondary)
 		}
-		if !tokenRE.MatchString(s.Primary) {
+		if s.Primary != "" && !tokenRE.MatchString(s.Primary) {
 			bad(field+".primary", "%q must be a region name", s.Primary)
+		}
+		if s.Replication != ReplicationAsync && s.Replication != ReplicationSync {
+			bad(field+".replication", "%q is not %q or %q", s.Replication, ReplicationAsync, ReplicationSync)
+		}
+		for j, r := range s.Regions {
+			if !tokenRE.MatchString(r) {
+				bad(fmt.Sprintf("%s.regions[%d]", field, j), "%q must be a region name", r)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -10,21 +10,18 @@
 // dies reconnects to the next lower one.
 //
 // A primary-secondary service has one stream per region, all named
-// gs_<service>: in the primary region a plain stream on subjects
-// gs.<service>.<base64url key>, in every other region a mirror of it across
-// domains, fed by a durable consumer on the primary (see relay.go for how
-// mirrors attach and why through a relay). Writes are JetStream publishes
-// that cross the leafnodes to the primary's stream; reads are direct gets
-// on the local stream or mirror, which keeps the primary's sequences and
-// timestamps.
+// gs_<service>: in the primary region a plain stream that takes the
+// writes of its epoch, stored as gs.<service>.k.<base64url key>, in every
+// other region a mirror of it across domains, fed by a durable consumer on
+// the primary (see relay.go for how mirrors attach and why through a
+// relay). Writes are JetStream publishes that cross the leafnodes to the
+// primary's stream; reads are direct gets on the local stream or mirror,
+// which keeps the primary's sequences and timestamps.
 //
-// Failover (later) fits this layout: promoting a secondary removes its
-// mirror configuration (NATS 2.12+) and adds the subjects; an old primary
-// cannot be turned into a mirror in place (NATS refuses to add a mirror to
-// a stream), so rejoining means replacing its stream by a new mirror. The
-// role reported by Status is read from the local stream, not from the
-// configuration, and a stream whose role contradicts the configuration is
-// left as found.
+// Which region is primary, and at which epoch, is decided by the failover
+// controller through data.Replica (see replica.go for epoch fencing,
+// promotion and rejoining). Until its first decision a region takes no
+// writes, and a stream found writable at start is fenced.
 package jetstream
 
 import (
@@ -68,6 +65,10 @@ type Engine struct {
 	order    []string // service names in configuration order
 	ready    chan struct{}
 	started  atomic.Bool
+	// life ends when the server stops (Run returns, or Crash); background
+	// work of the services (sync pollers) watches it.
+	life     context.Context
+	stopLife context.CancelFunc
 
 	mu         sync.RWMutex
 	srv        *server.Server
@@ -75,7 +76,14 @@ type Engine struct {
 	js         jetstream.JetStream // local domain
 	clientAddr string
 	leafAddr   string
+	crashed    bool
+
+	// testHookAfterDelete, if set, runs in Follow right after the local
+	// stream was deleted; an error makes Follow fail there.
+	testHookAfterDelete func() error
 }
+
+var _ data.Crasher = (*Engine)(nil)
 
 // New validates cfg and returns an engine; it has no side effects.
 func New(cfg Config) (*Engine, error) {
@@ -83,11 +91,14 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("jetstream: invalid config: %w", err)
 	}
+	life, stop := context.WithCancel(context.Background())
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		services: make(map[string]*service, len(cfg.Services)),
 		ready:    make(chan struct{}),
+		life:     life,
+		stopLife: stop,
 	}
 	for _, s := range cfg.Services {
 		e.services[s.Name] = newService(e, cfg.Region, s)
@@ -146,6 +157,71 @@ func (e *Engine) Store(name string) (data.Store, error) {
 	return s, nil
 }
 
+// Replica returns the named service as the failover controller drives it.
+// Like Store, it may be taken before Run.
+func (e *Engine) Replica(name string) (data.Replica, error) {
+	s, ok := e.services[name]
+	if !ok {
+		return nil, fmt.Errorf("jetstream: unknown service %q", name)
+	}
+	return s, nil
+}
+
+// Crash kills the region's NATS server at once, as the data-primary-loss
+// fault: no lame-duck mode, clients and leafnodes dropped. Every call then
+// fails with data.ErrUnavailable until the region restarts (a new Engine);
+// Run keeps waiting for its ctx and returns nil.
+func (e *Engine) Crash() error {
+	e.mu.Lock()
+	srv := e.srv
+	if srv == nil {
+		e.mu.Unlock()
+		return errors.New("jetstream: crash: engine not running")
+	}
+	e.srv, e.nc, e.js = nil, nil, nil
+	e.crashed = true
+	e.mu.Unlock()
+	e.stopLife()
+	srv.Shutdown()
+	e.log.Warn("jetstream engine crashed on request")
+	return nil
+}
+
+// downReason says why conn returned nils.
+func (e *Engine) downReason() string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.crashed {
+		return "engine crashed (down until the region restarts)"
+	}
+	return "engine not running"
+}
+
+// lifeContext ends when the server stops.
+func (e *Engine) lifeContext() context.Context { return e.life }
+
+// waitInterest waits, at most max or until ctx ends, until the local
+// server knows a subscriber of subject (across the leafnodes).
+func (e *Engine) waitInterest(ctx context.Context, subject string, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	for {
+		srv, _, _ := e.conn()
+		if srv == nil {
+			return false
+		}
+		if srv.GlobalAccount().SubscriptionInterest(subject) {
+			return true
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // Statuses reports the status of every service, in configuration order,
 // each bounded by ctx.
 func (e *Engine) Statuses(ctx context.Context) []data.Status {
@@ -158,12 +234,12 @@ func (e *Engine) Statuses(ctx context.Context) []data.Status {
 	return out
 }
 
-// mirrorConsumerFor returns the consumer that feeds the local mirror of
-// the stream named stream.
-func (e *Engine) mirrorConsumerFor(stream string) (jetstream.ConsumerConfig, bool) {
+// mirrorConsumerFor returns the consumer, on domain's stream named
+// stream, that feeds the local mirror of it.
+func (e *Engine) mirrorConsumerFor(domain, stream string) (jetstream.ConsumerConfig, bool) {
 	for _, s := range e.services {
 		if s.stream == stream {
-			return s.mirrorConsumerConfig(), true
+			return s.mirrorConsumerConfig(domain), true
 		}
 	}
 	return jetstream.ConsumerConfig{}, false
@@ -177,10 +253,12 @@ func (e *Engine) conn() (*server.Server, *nats.Conn, jetstream.JetStream) {
 	return e.srv, e.nc, e.js
 }
 
-// Run starts the server, creates or repairs the local streams and mirrors,
-// and serves until ctx ends; then it shuts the server down. Cleanup also
-// runs after a partial start. Run may be called once; to restart a region,
-// make a new Engine on the same Dir (and ports).
+// Run starts the server, creates the local streams or mirrors that are
+// missing (from the Primary hints) and fences a writable one, and serves
+// until ctx ends; then it shuts the server down (after Crash it only
+// waits for ctx). Cleanup also runs after a partial start. Run may be
+// called once; to restart a region, make a new Engine on the same Dir (and
+// ports).
 func (e *Engine) Run(ctx context.Context) (err error) {
 	if !e.started.CompareAndSwap(false, true) {
 		return errors.New("jetstream: Run called twice")
@@ -208,6 +286,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		e.mu.Lock()
 		e.srv, e.nc, e.js = nil, nil, nil
 		e.mu.Unlock()
+		e.stopLife()
 		if relay != nil {
 			relay.stop()
 		}
@@ -246,7 +325,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	for _, name := range e.order {
-		if err := e.services[name].setup(setupCtx, js); err != nil {
+		if err := e.services[name].setup(setupCtx, nc, js); err != nil {
 			return fmt.Errorf("jetstream: service %s: %w", name, err)
 		}
 	}

@@ -8,47 +8,22 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/geostamp/geostamp/internal/data"
+
+	"github.com/geostamp/geostamp/internal/testlog"
 )
 
 var natsDebug = flag.Bool("natsdebug", false, "log the embedded NATS servers' debug output")
 
 // testLogger logs to t; NATS server output only with -natsdebug.
 func testLogger(t *testing.T) *slog.Logger {
-	level := slog.LevelInfo
 	if *natsDebug {
-		level = slog.LevelDebug
+		return testlog.New(t, slog.LevelDebug)
 	}
-	w := &tWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// tWriter writes to t.Log until the test's cleanup, then drops output
-// (t.Log panics after the test has completed).
-type tWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *tWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
+	return testlog.New(t, slog.LevelInfo)
 }
 
 // running is an engine whose Run goroutine the test controls.
@@ -123,6 +98,42 @@ func store(t *testing.T, e *running) data.Store {
 	return s
 }
 
+func replica(t *testing.T, e *running) data.Replica {
+	t.Helper()
+	r, err := e.Replica("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// promote promotes e's replica at epoch, as the controller would.
+func promote(t *testing.T, e *running, epoch uint64) {
+	t.Helper()
+	began := time.Now()
+	if err := replica(t, e).Promote(ctxT(t, 5*time.Second), epoch); err != nil {
+		t.Fatalf("%s: Promote(%d): %v", e.cfg.Region, epoch, err)
+	}
+	t.Logf("%s: Promote(%d) took %v", e.cfg.Region, epoch, time.Since(began))
+}
+
+// follow makes e follow primary at epoch, retrying while the primary is
+// unavailable (as the controller does), and returns the discarded count.
+func follow(t *testing.T, e *running, primary string, epoch uint64) uint64 {
+	t.Helper()
+	var discarded uint64
+	began := time.Now()
+	eventually(t, 10*time.Second, fmt.Sprintf("%s follows %s at epoch %d", e.cfg.Region, primary, epoch), func() (err error) {
+		discarded, err = replica(t, e).Follow(ctxT(t, 5*time.Second), primary, epoch)
+		if err != nil && !errors.Is(err, data.ErrUnavailable) {
+			t.Fatalf("%s: Follow(%s, %d): %v", e.cfg.Region, primary, epoch, err)
+		}
+		return err
+	})
+	t.Logf("%s: Follow(%s, %d) took %v, discarded %d", e.cfg.Region, primary, epoch, time.Since(began), discarded)
+	return discarded
+}
+
 // eventually polls cond every 20 ms until it returns nil or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
@@ -145,20 +156,26 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// twoRegions starts A (primary of orders) and B (its secondary, linked to
-// A through a proxy) and waits for the leafnode link.
+// twoRegions starts A (primary of orders at epoch 1) and B (its
+// secondary, linked to A through a proxy) and waits for the leafnode link.
 func twoRegions(t *testing.T) (a, b *running, link *linkProxy) {
 	t.Helper()
 	a = start(t, Config{Region: "A", Dir: t.TempDir(), Services: services("A")})
 	link = newLinkProxy(t, a.LeafAddr())
 	b = start(t, Config{Region: "B", Dir: t.TempDir(), Remotes: []string{link.Addr()}, Services: services("A")})
-	eventually(t, 5*time.Second, "B linked to A", func() error {
-		if up := b.Upstream(); up != "A" {
-			return fmt.Errorf("upstream %q", up)
+	eventually(t, 5*time.Second, "B linked to A", upstream(b, "A"))
+	promote(t, a, 1)
+	follow(t, b, "A", 1)
+	return a, b, link
+}
+
+func upstream(e *running, want string) func() error {
+	return func() error {
+		if up := e.Upstream(); up != want {
+			return fmt.Errorf("%s upstream %q, want %q", e.cfg.Region, up, want)
 		}
 		return nil
-	})
-	return a, b, link
+	}
 }
 
 func wantRecord(t *testing.T, s data.Store, key string, value []byte, seq uint64) error {
@@ -352,6 +369,7 @@ func TestPartitionLagAndCatchUp(t *testing.T) {
 
 func TestSecondaryStartsWhilePrimaryUnreachable(t *testing.T) {
 	a := start(t, Config{Region: "A", Dir: t.TempDir(), Services: services("A")})
+	promote(t, a, 1)
 	acked := putN(t, store(t, a), "early", 3)
 	link := newLinkProxy(t, a.LeafAddr())
 	link.Cut()
@@ -366,12 +384,28 @@ func TestSecondaryStartsWhilePrimaryUnreachable(t *testing.T) {
 	if _, err := sb.Get(ctxT(t, time.Second), "early-0"); !errors.Is(err, data.ErrNotFound) {
 		t.Fatalf("Get through B before the link: %v, want ErrNotFound", err)
 	}
+	// The controller's Follow cannot reach the primary: it fails (to be
+	// retried) but routes B's writes to epoch 1 already.
+	if _, err := replica(t, b).Follow(ctxT(t, 2*time.Second), "A", 1); !errors.Is(err, data.ErrUnavailable) {
+		t.Fatalf("Follow with the primary unreachable: %v, want ErrUnavailable", err)
+	} else {
+		t.Logf("Follow with the primary unreachable: %v", err)
+	}
+	if st := sb.Status(ctxT(t, 2*time.Second)); st.Role != data.RoleSecondary || st.Epoch != 1 || st.Primary != "A" || st.Writable {
+		t.Fatalf("B status after a failed Follow: %+v", st)
+	}
+	if _, err := sb.Put(ctxT(t, time.Second), "x", nil); !errors.Is(err, data.ErrUnavailable) || !strings.Contains(err.Error(), "epoch 1") {
+		t.Fatalf("Put through B after a failed Follow: %v, want ErrUnavailable at epoch 1", err)
+	}
 	// Let the mirror try (and fail) to attach for a while, then heal.
 	time.Sleep(time.Second)
 	link.Heal()
 	healed := time.Now()
 	caughtUp(t, sb, 3*time.Second, acked[len(acked)-1].Seq)
 	t.Logf("B caught up %v after the link healed", time.Since(healed))
+	if d := follow(t, b, "A", 1); d != 0 {
+		t.Fatalf("Follow after the heal discarded %d", d)
+	}
 }
 
 func TestRestartKeepsDataAndResumes(t *testing.T) {
@@ -381,6 +415,9 @@ func TestRestartKeepsDataAndResumes(t *testing.T) {
 	bcfg := Config{Region: "B", Dir: dirB, Remotes: []string{link.Addr()}, Services: services("A")}
 	b := start(t, bcfg)
 	sa := store(t, a)
+	eventually(t, 5*time.Second, "B linked to A", upstream(b, "A"))
+	promote(t, a, 1)
+	follow(t, b, "A", 1)
 	acked := putN(t, store(t, b), "first", 5)
 	caughtUp(t, store(t, b), 3*time.Second, acked[len(acked)-1].Seq)
 
@@ -395,8 +432,16 @@ func TestRestartKeepsDataAndResumes(t *testing.T) {
 	}
 	caughtUp(t, store(t, b), 3*time.Second, acked[len(acked)-1].Seq)
 	t.Logf("B restarted and caught up in %v", time.Since(began))
+	if _, err := store(t, b).Put(ctxT(t, time.Second), "x", nil); !errors.Is(err, data.ErrUnavailable) || !strings.Contains(err.Error(), "no primary known yet") {
+		t.Fatalf("Put through B after its restart, before Follow: %v", err)
+	}
+	if d := follow(t, b, "A", 1); d != 0 {
+		t.Fatalf("B's Follow after its restart discarded %d", d)
+	}
 
-	// Restart A on the same dir and ports: B relinks, writes resume.
+	// Restart A on the same dir and ports: it comes back fenced, takes no
+	// writes until the controller promotes it again; B relinks, writes
+	// resume.
 	acfg := a.cfg
 	acfg.ClientPort, acfg.LeafPort = port(t, a.ClientAddr()), port(t, a.LeafAddr())
 	a.stop(t)
@@ -405,6 +450,17 @@ func TestRestartKeepsDataAndResumes(t *testing.T) {
 	if err := holdsAll(t, sa, acked); err != nil {
 		t.Fatalf("A after its restart: %v", err)
 	}
+	if st := sa.Status(ctxT(t, time.Second)); st.Role != data.RoleFenced || st.Writable || !strings.Contains(st.Detail, "no primary known yet") {
+		t.Fatalf("A status after its restart: %+v", st)
+	}
+	if _, err := sa.Put(ctxT(t, time.Second), "x", nil); !errors.Is(err, data.ErrUnavailable) {
+		t.Fatalf("Put through A after its restart: %v, want ErrUnavailable", err)
+	}
+	eventually(t, 5*time.Second, "B relinked to A", upstream(b, "A"))
+	if _, err := store(t, b).Put(ctxT(t, time.Second), "x", nil); !errors.Is(err, data.ErrUnavailable) {
+		t.Fatalf("Put through B to the restarted, fenced A: %v, want ErrUnavailable", err)
+	}
+	promote(t, a, 1)
 	var r data.Record
 	eventually(t, 5*time.Second, "write through B after A's restart", func() (err error) {
 		r, err = store(t, b).Put(ctxT(t, time.Second), "after-restarts", []byte("ok"))
@@ -481,16 +537,11 @@ func TestThreeRegionsReparent(t *testing.T) {
 		newLinkProxy(t, a.LeafAddr()).Addr(),
 		newLinkProxy(t, b.LeafAddr()).Addr(),
 	}})
-	upstream := func(e *running, want string) func() error {
-		return func() error {
-			if up := e.Upstream(); up != want {
-				return fmt.Errorf("%s upstream %q, want %q", e.cfg.Region, up, want)
-			}
-			return nil
-		}
-	}
 	eventually(t, 5*time.Second, "C linked to A", upstream(c, "A"))
 	eventually(t, 5*time.Second, "B linked to A", upstream(b, "A"))
+	promote(t, a, 1)
+	follow(t, b, "A", 1)
+	follow(t, c, "A", 1)
 
 	sb, sc := store(t, b), store(t, c)
 	acked := putN(t, sc, "c", 3)
@@ -523,9 +574,13 @@ func TestConfigValidation(t *testing.T) {
 			want: []string{`region: "west.europe"`, "clientPort: -1 out of range", "leafPort: 70000 out of range"}},
 		{name: "bad remotes", mutate: func(c *Config) { c.Remotes = []string{"nohost", "h:0"} },
 			want: []string{`remotes[0]: "nohost"`, `remotes[1]: "h:0" is not host:port`}},
+		{name: "no primary hint", mutate: func(c *Config) { c.Services = []Service{{Name: "o"}} }},
 		{name: "bad services", mutate: func(c *Config) {
-			c.Services = []Service{{Name: "a b", Primary: "x"}, {Name: "o", Primary: "x"}, {Name: "o", Kind: data.KindCache, Primary: ""}}
-		}, want: []string{`services[0].name: "a b"`, `services[2].name: duplicate service "o"`, `services[2].kind: "cache" is not served`, `services[2].primary: "" must be a region name`}},
+			c.Services = []Service{{Name: "a b", Primary: "x"}, {Name: "o", Primary: "x"}, {Name: "o", Kind: data.KindCache, Primary: "a.b", Replication: "semi"}}
+		}, want: []string{`services[0].name: "a b"`, `services[2].name: duplicate service "o"`, `services[2].kind: "cache" is not served`,
+			`services[2].primary: "a.b" must be a region name`, `services[2].replication: "semi" is not "async" or "sync"`}},
+		{name: "bad regions", mutate: func(c *Config) { c.Services = []Service{{Name: "orders", Regions: []string{"westeurope", "east us"}}} },
+			want: []string{`services[0].regions[1]: "east us" must be a region name`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -553,21 +608,28 @@ func TestConfigValidation(t *testing.T) {
 func TestKeySubjectRoundTrip(t *testing.T) {
 	s := newService(nil, "B", Service{Name: "orders", Primary: "A"})
 	for _, k := range []string{"a", "a.b", "with space", "*", ">", "ключ", strings.Repeat("k", maxKeyLen)} {
-		subj, err := s.keySubject(k)
+		tok, err := s.keyToken(k)
 		if err != nil {
-			t.Fatalf("keySubject(%q): %v", k, err)
+			t.Fatalf("keyToken(%q): %v", k, err)
 		}
-		if strings.Count(subj, ".") != 2 || strings.ContainsAny(subj, " *>") {
-			t.Errorf("keySubject(%q) = %q is not one safe token under gs.orders", k, subj)
+		subj := s.storedSubject(tok)
+		if !strings.HasPrefix(subj, "gs.orders.k.") || strings.Count(subj, ".") != 3 || strings.ContainsAny(subj, " *>") {
+			t.Errorf("storedSubject(%q) = %q is not one safe token under gs.orders.k", k, subj)
+		}
+		if w := s.writeSubject(7, tok); w != "gs.orders.e7."+tok {
+			t.Errorf("writeSubject(7, %q) = %q", tok, w)
 		}
 		if got, err := s.subjectKey(subj); err != nil || got != k {
 			t.Errorf("subjectKey(%q) = %q, %v; want %q", subj, got, err, k)
 		}
 	}
 	for _, k := range []string{"", strings.Repeat("k", maxKeyLen+1)} {
-		if _, err := s.keySubject(k); !errors.Is(err, ErrInvalidKey) {
-			t.Errorf("keySubject(len %d): %v, want ErrInvalidKey", len(k), err)
+		if _, err := s.keyToken(k); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("keyToken(len %d): %v, want ErrInvalidKey", len(k), err)
 		}
+	}
+	if _, err := s.subjectKey("gs.orders.e1.YQ"); err == nil || !strings.Contains(err.Error(), "foreign subject") {
+		t.Errorf("subjectKey of a write subject: %v, want foreign subject", err)
 	}
 }
 
@@ -578,6 +640,7 @@ func TestLongPartitionResumesAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("21 s partition")
 	}
+	t.Parallel() // mostly waiting: overlap it with the failover tests
 	a, b, link := twoRegions(t)
 	sa, sb := store(t, a), store(t, b)
 	acked := putN(t, sa, "before", 2)

@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,7 +52,12 @@ import (
 //   - anchors the reset at the mirror's own position (the sequence after
 //     its last one) instead of the consumer's ack floor, so a mirror that lost data
 //     (or is new while an old consumer exists) is refilled from where it
-//     really is rather than skipping ahead.
+//     really is rather than skipping ahead;
+//   - but only if the primary holds the mirror's last message at the same
+//     sequence: a primary whose stream was replaced (it rejoined another
+//     primary, or lost unflushed writes in a crash) has another history,
+//     and appending it to the mirror would splice two histories. Such a
+//     mirror stays detached until Follow replaces it.
 const (
 	relayHold         = 29 * time.Second        // below the mirror's 30 s wait for a create
 	relayResetHold    = 4500 * time.Millisecond // below its 5 s wait for a reset
@@ -70,9 +76,9 @@ type mirrorRelay struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream // local domain
 	log *slog.Logger
-	// consumerFor returns the config of the durable consumer that feeds the
-	// local mirror named stream.
-	consumerFor func(stream string) (jetstream.ConsumerConfig, bool)
+	// consumerFor returns the config of the durable consumer, on domain's
+	// stream named stream, that feeds the local mirror of it.
+	consumerFor func(domain, stream string) (jetstream.ConsumerConfig, bool)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -81,7 +87,7 @@ type mirrorRelay struct {
 }
 
 // startRelay subscribes the relay of region on nc.
-func startRelay(nc *nats.Conn, region string, log *slog.Logger, consumerFor func(string) (jetstream.ConsumerConfig, bool)) (*mirrorRelay, error) {
+func startRelay(nc *nats.Conn, region string, log *slog.Logger, consumerFor func(domain, stream string) (jetstream.ConsumerConfig, bool)) (*mirrorRelay, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
@@ -140,9 +146,17 @@ func (r *mirrorRelay) relay(m *nats.Msg) {
 		)
 		if consumer != "" {
 			// A reset of a consumer that does not exist gets no answer.
-			err = r.ensureConsumer(ctx, domain, stream, consumer)
+			if cfg, ok := r.consumerFor(domain, stream); !ok || cfg.Durable != consumer {
+				err = fmt.Errorf("no mirror consumer %s for stream %s", consumer, stream)
+			} else {
+				var created bool
+				created, err = ensureConsumer(ctx, r.request, apiPrefix(domain), stream, cfg)
+				if created {
+					r.log.Info("jetstream: created mirror consumer on the primary", "domain", domain, "stream", stream, "consumer", consumer)
+				}
+			}
 			if err == nil {
-				err = r.anchorReset(ctx, req, stream)
+				err = r.anchorReset(ctx, req, domain, stream)
 			}
 		}
 		if err == nil {
@@ -181,63 +195,87 @@ func (r *mirrorRelay) request(ctx context.Context, m *nats.Msg) (*nats.Msg, erro
 	return r.nc.RequestMsgWithContext(ctx, m)
 }
 
+// errSpliced: the primary lacks the local mirror's last message, or holds
+// another one at its sequence.
+var errSpliced = errors.New("the primary's stream does not continue the local mirror's history")
+
 // anchorReset sets the reset request's sequence to the first one the local
-// mirror named stream lacks.
-func (r *mirrorRelay) anchorReset(ctx context.Context, req *nats.Msg, stream string) error {
+// mirror named stream lacks, after checking that domain's stream holds
+// the mirror's last message.
+func (r *mirrorRelay) anchorReset(ctx context.Context, req *nats.Msg, domain, stream string) error {
 	ctx, cancel := context.WithTimeout(ctx, relayAttemptLimit)
 	defer cancel()
 	s, err := r.js.Stream(ctx, stream)
 	if err != nil {
 		return err
 	}
+	last := s.CachedInfo().State.LastSeq
+	if last > 0 {
+		lm, err := directGet(ctx, r.nc, "", stream, directRequest{Seq: last})
+		if err != nil {
+			return err
+		}
+		pm, err := directGet(ctx, r.nc, domain, stream, directRequest{Seq: last})
+		if err != nil && !errors.Is(err, errNoMessage) {
+			return err
+		}
+		if err != nil || !sameMsg(lm, pm) {
+			r.log.Debug("jetstream: mirror not re-attached", "domain", domain, "stream", stream, "seq", last, "err", errSpliced)
+			return errSpliced
+		}
+	}
 	req.Data, err = json.Marshal(struct {
 		Seq uint64 `json:"seq"`
-	}{s.CachedInfo().State.LastSeq + 1})
+	}{last + 1})
 	return err
 }
 
-// ensureConsumer creates on the primary the durable consumer that feeds
-// the local mirror of stream, unless it exists.
-func (r *mirrorRelay) ensureConsumer(ctx context.Context, domain, stream, consumer string) error {
-	resp, err := r.request(ctx, &nats.Msg{Subject: fmt.Sprintf("$JS.%s.API.CONSUMER.INFO.%s.%s", domain, stream, consumer)})
+// sameMsg reports whether a and b are the same stored write.
+func sameMsg(a, b storedMsg) bool {
+	return a.Seq == b.Seq && a.Subject == b.Subject && a.Time.Equal(b.Time) && bytes.Equal(a.Data, b.Data)
+}
+
+// ensureConsumer creates the durable consumer cfg on stream under the API
+// prefix api, unless it exists with the same deliver subject (an older
+// one is updated), and reports whether it did.
+func ensureConsumer(ctx context.Context, request func(context.Context, *nats.Msg) (*nats.Msg, error), api, stream string, cfg jetstream.ConsumerConfig) (bool, error) {
+	resp, err := request(ctx, &nats.Msg{Subject: fmt.Sprintf("%s.CONSUMER.INFO.%s.%s", api, stream, cfg.Durable)})
 	if err != nil {
-		return err
+		return false, err
 	}
-	var ae apiError
-	if err := json.Unmarshal(resp.Data, &ae); err != nil {
-		return err
+	var info struct {
+		apiError
+		Config *jetstream.ConsumerConfig `json:"config"`
+	}
+	if err := json.Unmarshal(resp.Data, &info); err != nil {
+		return false, err
 	}
 	switch {
-	case ae.Error == nil:
-		return nil
-	case ae.Error.ErrorCode != jetstream.JSErrCodeConsumerNotFound:
-		return ae.Error
-	}
-	cfg, ok := r.consumerFor(stream)
-	if !ok || cfg.Durable != consumer {
-		return fmt.Errorf("no mirror consumer %s for stream %s", consumer, stream)
+	case info.Error == nil && info.Config != nil && info.Config.DeliverSubject == cfg.DeliverSubject:
+		return false, nil
+	case info.Error != nil && info.Error.ErrorCode != jetstream.JSErrCodeConsumerNotFound:
+		return false, info.Error
 	}
 	body, err := json.Marshal(struct {
 		Stream string                   `json:"stream_name"`
 		Config jetstream.ConsumerConfig `json:"config"`
 	}{stream, cfg})
 	if err != nil {
-		return err
+		return false, err
 	}
-	resp, err = r.request(ctx, &nats.Msg{
-		Subject: fmt.Sprintf("$JS.%s.API.CONSUMER.CREATE.%s.%s", domain, stream, consumer),
+	resp, err = request(ctx, &nats.Msg{
+		Subject: fmt.Sprintf("%s.CONSUMER.CREATE.%s.%s", api, stream, cfg.Durable),
 		Data:    body,
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	ae = apiError{}
+	var ae apiError
 	if err := json.Unmarshal(resp.Data, &ae); err != nil {
-		return err
+		return false, err
 	}
 	if ae.Error != nil {
-		return ae.Error
+		return false, ae.Error
 	}
-	r.log.Info("jetstream: created mirror consumer on the primary", "domain", domain, "stream", stream, "consumer", consumer)
-	return nil
+	return true, nil
 }
