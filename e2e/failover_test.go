@@ -291,6 +291,7 @@ func TestFailoverPlanned(t *testing.T) {
 				if _, ok := findEvent(res.Steps, to, "promote"); !ok {
 					t.Errorf("no promote step of %s", to)
 				}
+				checkReplicationState(t, l, to, res.Epoch)
 			}
 			stop()
 			acks := g.acked()
@@ -306,6 +307,31 @@ func TestFailoverPlanned(t *testing.T) {
 			t.Logf("%s: %d writes acknowledged, %d failed or unanswered, 0 lost", e.name, len(acks), len(g.failed))
 		})
 	}
+}
+
+// checkReplicationState checks that the control API's read-write endpoint,
+// the primary's metrics and its /health/stamp all name the new primary.
+func checkReplicationState(t *testing.T, l *runningLab, primary string, epoch uint64) {
+	t.Helper()
+	var g lab.Group
+	if err := l.client.Do(t.Context(), http.MethodGet, "/v1/failover/orders", nil, &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Primary != primary || g.Epoch != epoch || !strings.Contains(g.ReadWrite, l.eps.Regions[primary].Address+":") || len(g.ReadOnly) != 1 {
+		t.Errorf("GET /v1/failover/orders = %+v, want primary %s at epoch %d with its read-write endpoint", g, primary, epoch)
+	}
+	eventually(t, 2*time.Second, "metrics and health of the new primary", func() error {
+		_, _, metrics := l.request(http.MethodGet, l.eps.Regions[primary].Admin+"/metrics", "")
+		want := fmt.Sprintf(`geostamp_data_role{region=%q,role="primary",service="orders"} 1`, primary)
+		if !strings.Contains(string(metrics), want) {
+			return fmt.Errorf("metrics lack %s", want)
+		}
+		_, _, health := l.request(http.MethodGet, l.eps.Regions[primary].Health, "")
+		if !strings.Contains(string(health), fmt.Sprintf("primary, primary %s, epoch %d", primary, epoch)) {
+			return fmt.Errorf("/health/stamp does not show the role: %s", health)
+		}
+		return nil
+	})
 }
 
 func TestFailoverForcedAsync(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,6 +56,8 @@ func (l *Lab) listenControl() (*http.Server, net.Listener, error) {
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONResponse(w, http.StatusOK, l.allEvents(r.Context()))
 	})
+	mux.HandleFunc("GET /v1/failover", l.handleGroups)
+	mux.HandleFunc("GET /v1/failover/{service}", l.handleGroups)
 	mux.HandleFunc("POST /v1/failover/{service}", l.handleFailover)
 	mux.HandleFunc("POST /v1/data/{service}/crash", l.handleCrash)
 	mux.HandleFunc("POST /v1/pops/{name}/{action}", l.handlePOP)
@@ -341,6 +344,64 @@ func (l *Lab) handleFailover(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSONResponse(w, http.StatusOK, out)
 	}
+}
+
+// Group is a failover group as the control API shows it: who is primary
+// at which epoch, and the read-write and read-only endpoints of its engine.
+type Group struct {
+	Service string `json:"service"`
+	Engine  string `json:"engine"`
+	Policy  string `json:"policy"`
+	Primary string `json:"primary"`
+	Epoch   uint64 `json:"epoch"`
+	// ReadWrite reaches the primary; ReadOnly the secondaries (engine
+	// addresses: postgres:// or nats:// URLs).
+	ReadWrite string   `json:"read_write,omitempty"`
+	ReadOnly  []string `json:"read_only,omitempty"`
+}
+
+func (l *Lab) handleGroups(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	auth := witness.NewAuthority(l.etcd, "", l.log)
+	var out []Group
+	for _, d := range l.topo.Data {
+		if d.Kind != data.KindPrimarySecondary || (r.PathValue("service") != "" && r.PathValue("service") != d.Name) {
+			continue
+		}
+		owner, err := auth.Current(ctx, d.Name)
+		if err != nil {
+			errorJSON(w, http.StatusServiceUnavailable, "witness: %v", err)
+			return
+		}
+		g := Group{Service: d.Name, Engine: d.Engine, Policy: d.Failover.Policy, Primary: owner.Holder, Epoch: owner.Epoch}
+		for _, reg := range l.topo.Regions {
+			addr := l.engineURL(d.Engine, reg)
+			if reg.Name == owner.Holder {
+				g.ReadWrite = addr
+			} else {
+				g.ReadOnly = append(g.ReadOnly, addr)
+			}
+		}
+		out = append(out, g)
+	}
+	if r.PathValue("service") != "" {
+		if len(out) == 0 {
+			errorJSON(w, http.StatusNotFound, "no primary-secondary data service %q", r.PathValue("service"))
+			return
+		}
+		writeJSONResponse(w, http.StatusOK, out[0])
+		return
+	}
+	writeJSONResponse(w, http.StatusOK, out)
+}
+
+// engineURL is where a region's data engine listens.
+func (l *Lab) engineURL(engine string, r topology.Region) string {
+	if engine == "postgres" {
+		return "postgres://postgres@" + net.JoinHostPort(r.Address, strconv.Itoa(l.pgPorts[r.Name])) + "/postgres"
+	}
+	return l.regionEndpoint(r.Name).NATS
 }
 
 func failoverEvent(e failover.Event) Event {
