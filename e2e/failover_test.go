@@ -547,6 +547,15 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 // with sync replication; after each, exactly one writable primary must
 // remain and no acknowledged write may be lost. GEOSTAMP_SEED replays a run.
 func TestRandomizedFailoverTrials(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			needEngine(t, e.name)
+			randomTrials(t, e.sync)
+		})
+	}
+}
+
+func randomTrials(t *testing.T, topology string) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("GEOSTAMP_SEED"); s != "" {
 		var err error
@@ -556,7 +565,7 @@ func TestRandomizedFailoverTrials(t *testing.T) {
 	}
 	t.Logf("seed %d (replay with GEOSTAMP_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	l := startLab(t, "-f", "testdata/failover-sync.yaml")
+	l := startLab(t, "-f", topology)
 	settled(t, l, 20*time.Second)
 	g, stop := writeLoad(t, l, 100, we, ne)
 	defer stop()
