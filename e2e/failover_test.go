@@ -50,6 +50,7 @@ type ack struct {
 	ID     string
 	Seq    uint64
 	Via    string // region whose ingress answered
+	Data   string // region whose primary acknowledged (data_region)
 	At     time.Time
 	Status int
 }
@@ -101,12 +102,13 @@ func writeLoad(t *testing.T, l *runningLab, rate int, regions ...string) (g *led
 				a.At = time.Now()
 				if err == nil {
 					var body struct {
-						ID  string `json:"id"`
-						Seq uint64 `json:"seq"`
+						ID   string `json:"id"`
+						Seq  uint64 `json:"seq"`
+						Data string `json:"data_region"`
 					}
 					a.Status = resp.StatusCode
 					if resp.StatusCode == http.StatusCreated && json.NewDecoder(resp.Body).Decode(&body) == nil {
-						a.ID, a.Seq = body.ID, body.Seq
+						a.ID, a.Seq, a.Data = body.ID, body.Seq, body.Data
 					}
 					resp.Body.Close()
 				}
@@ -222,6 +224,13 @@ func settled(t *testing.T, l *runningLab, bound time.Duration) (primary string, 
 		return nil
 	})
 	return primary, epoch
+}
+
+func deref(p *uint64) uint64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func failoverEvents(t *testing.T, l *runningLab, since time.Time) []lab.Event {
@@ -377,7 +386,7 @@ func TestFailoverForcedAsync(t *testing.T) {
 			slices.Sort(beyond)
 			slices.Sort(lostIDs)
 			t.Logf("%s: forced failover %.3fs after the kill; %d writes acknowledged; promoted at position %d; %d acknowledged writes beyond it; %d missing by the ledger; promote gap (last report) %d",
-				e.name, res.Seconds, len(acks), promote.Position, len(beyond), len(lostIDs), promote.Gap)
+				e.name, res.Seconds, len(acks), promote.Position, len(beyond), len(lostIDs), deref(promote.Gap))
 			if len(beyond) == 0 {
 				t.Fatal("the cut link left no unreplicated tail; the test proves nothing")
 			}
@@ -402,9 +411,10 @@ func TestFailoverForcedAsync(t *testing.T) {
 				}
 				return nil
 			})
-			t.Logf("%s: %s rejoined %s after its restart and discarded %d writes (%d acknowledged ones among them)", e.name, we, ev.Time.Sub(back).Round(time.Millisecond), ev.Discarded, len(lostIDs))
-			if ev.Discarded < uint64(len(lostIDs)) {
-				t.Errorf("rejoin discarded %d writes, fewer than the %d acknowledged ones lost", ev.Discarded, len(lostIDs))
+			discarded := deref(ev.Discarded)
+			t.Logf("%s: %s rejoined %s after its restart and discarded %d writes (%d acknowledged ones among them)", e.name, we, ev.Time.Sub(back).Round(time.Millisecond), discarded, len(lostIDs))
+			if discarded < uint64(len(lostIDs)) {
+				t.Errorf("rejoin discarded %d writes, fewer than the %d acknowledged ones lost", discarded, len(lostIDs))
 			}
 		})
 	}
@@ -534,6 +544,9 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 	for _, a := range g.acked() {
 		if a.At.After(fence.Time) {
 			after = append(after, a)
+			if a.Data != ne {
+				t.Errorf("write %s acknowledged after the fence by the primary of %q, want %s", a.ID, a.Data, ne)
+			}
 		}
 	}
 	if lost := missing(t, l, ne, after); len(lost) > 0 {

@@ -76,8 +76,11 @@ func cmdFailover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintln(tw, "TIME\tREGION\tSTEP\tEPOCH\tPOSITION\tDETAIL")
 	for _, e := range res.Steps {
 		detail := e.Detail
-		if e.Gap > 0 {
-			detail += fmt.Sprintf(" [gap %d]", e.Gap)
+		if e.Gap != nil {
+			detail += fmt.Sprintf(" [gap %d]", *e.Gap)
+		}
+		if e.Discarded != nil {
+			detail += fmt.Sprintf(" [discarded %d]", *e.Discarded)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", e.Time.Format("15:04:05.000"), e.Region, e.Step, e.Epoch, e.Position, detail)
 	}

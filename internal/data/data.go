@@ -39,6 +39,9 @@ type Record struct {
 	Seq   uint64    `json:"seq"`
 	Value []byte    `json:"value"`
 	Time  time.Time `json:"time"`
+	// Region is, on a write's acknowledgement, the region whose primary
+	// stored it (drills attribute split brain with it); "" on reads.
+	Region string `json:"region,omitempty"`
 }
 
 // Status is the replication state of one service as seen from one region.

@@ -557,7 +557,8 @@ func (c *Checker) RTT(name string) time.Duration {
 // Report records the outcome of one real request to the target called name
 // (passive health). Outlier.ConsecutiveErrors failures in a row eject the
 // target for an ejection period (see Outlier), within the
-// MaxEjectedFraction cap; a Success resets the count. Failures reported
+// MaxEjectedFraction cap and never of the last target in rotation (healthy
+// and not ejected); a Success resets the count. Failures reported
 // while the target is ejected are ignored, and the count starts from zero
 // when the ejection ends. An active probe passing does not end an ejection
 // early. Unknown names are ignored. Report with Success is lock-free.
@@ -597,6 +598,19 @@ func (c *Checker) eject(t *target, last Outcome) {
 	limit := max(1, int(o.MaxEjectedFraction*float64(len(set.order))+1e-9))
 	if c.ejected >= limit {
 		c.log.Debug("ejection skipped: cap reached", "target", t.Name, "ejected", c.ejected, "cap", limit)
+		return
+	}
+	// Never eject the last target in rotation: when the others are down
+	// (a dead region), its errors are the platform's state (e.g. writes
+	// waiting for a data failover), and ejecting it would leave nothing.
+	inRotation := 0
+	for _, o := range set.order {
+		if o.healthy.Load() && !o.ejectNow.Load() {
+			inRotation++
+		}
+	}
+	if t.healthy.Load() && inRotation <= 1 {
+		c.log.Debug("ejection skipped: last target in rotation", "target", t.Name)
 		return
 	}
 	now := c.clock.Now()

@@ -306,3 +306,30 @@ func BenchmarkHotPath(b *testing.B) {
 		})
 	})
 }
+
+// When the other regions are down, the last one in rotation is not ejected
+// for its errors: its 503s (writes waiting for a data failover) are the
+// platform's state, and ejecting it would leave nothing to route to.
+func TestLastTargetInRotationIsNotEjected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := run(t, Config{Interval: time.Second}, "westeurope", "northeurope")
+		defer h.stop()
+		h.drain()
+		h.script.set("westeurope", refuse)
+		h.clk.Advance(5 * time.Second)
+		if h.c.Healthy("westeurope") {
+			t.Fatal("westeurope still healthy with its probes refused")
+		}
+		h.c.Report("northeurope", ServerError)
+		if ejected(h.c, "northeurope") || !h.c.Healthy("northeurope") {
+			t.Fatal("the last region in rotation was ejected")
+		}
+		// With westeurope back, northeurope's errors eject it again.
+		h.script.set("westeurope", up)
+		h.clk.Advance(5 * time.Second)
+		h.c.Report("northeurope", ServerError)
+		if !ejected(h.c, "northeurope") {
+			t.Fatal("northeurope not ejected with westeurope in rotation")
+		}
+	})
+}

@@ -405,8 +405,15 @@ func (l *Lab) engineURL(engine string, r topology.Region) string {
 }
 
 func failoverEvent(e failover.Event) Event {
-	return Event{Time: e.Time, Kind: "failover", Region: e.Region, Service: e.Service, Step: e.Step, Mode: e.Mode,
-		Epoch: e.Epoch, Position: e.Position, Gap: e.Gap, Discarded: e.Discarded, Detail: e.Detail}
+	out := Event{Time: e.Time, Kind: "failover", Region: e.Region, Service: e.Service, Step: e.Step, Mode: e.Mode,
+		Epoch: e.Epoch, Position: e.Position, Detail: e.Detail}
+	switch e.Step {
+	case failover.StepPromote:
+		out.Gap = &e.Gap
+	case failover.StepRejoin:
+		out.Discarded = &e.Discarded
+	}
+	return out
 }
 
 // allEvents merges the lab's events with the failover steps recorded at

@@ -53,13 +53,14 @@ type Event struct {
 	Link   string    `json:"link,omitempty"`
 	Detail string    `json:"detail,omitempty"`
 	// Failover steps (kind "failover"), from the regions' controllers.
-	Service   string `json:"service,omitempty"`
-	Step      string `json:"step,omitempty"`
-	Mode      string `json:"mode,omitempty"`
-	Epoch     uint64 `json:"epoch,omitempty"`
-	Position  uint64 `json:"position,omitempty"`
-	Gap       uint64 `json:"gap,omitempty"`
-	Discarded uint64 `json:"discarded,omitempty"`
+	Service  string `json:"service,omitempty"`
+	Step     string `json:"step,omitempty"`
+	Mode     string `json:"mode,omitempty"`
+	Epoch    uint64 `json:"epoch,omitempty"`
+	Position uint64 `json:"position,omitempty"`
+	// Gap is set on promote steps, Discarded on rejoin steps (0 included).
+	Gap       *uint64 `json:"gap,omitempty"`
+	Discarded *uint64 `json:"discarded,omitempty"`
 }
 
 // Lab runs a topology on this machine.
@@ -214,6 +215,13 @@ func (l *Lab) Run(ctx context.Context) error {
 	l.printf("waiting for every stamp to report healthy...\n")
 	if err := l.waitHealthy(ctx, eps); err != nil {
 		return err
+	}
+	// The effective topology, every default filled in: drills read their
+	// objectives and floor from it.
+	if b, err := topology.Marshal(l.topo); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	} else if err := os.WriteFile(filepath.Join(l.dir, "topology.yaml"), b, 0o644); err != nil {
+		return fmt.Errorf("lab: %w", err)
 	}
 	if err := writeJSON(filepath.Join(l.dir, "endpoints.json"), eps, 0o644); err != nil {
 		return fmt.Errorf("lab: %w", err)

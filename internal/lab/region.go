@@ -271,9 +271,9 @@ type regionData struct {
 }
 
 // dataCheck fails when the region cannot read the service locally, or
-// before its failover controller has made a first decision; losing the
-// primary makes writes fail but is reported in the detail, since the stamp
-// still serves reads.
+// while its failover controller has not made it a primary or a secondary;
+// losing the primary makes writes fail but is reported in the detail, since
+// the stamp still serves reads.
 func dataCheck(st data.Store, ctl *failover.Controller) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		s := st.Status(ctx)
@@ -288,8 +288,14 @@ func dataCheck(st data.Store, ctl *failover.Controller) func(context.Context) (s
 			return detail, errors.New("not readable")
 		}
 		if ctl != nil {
-			if fs := ctl.State(); fs.Role == "" {
+			// A fenced replica (a restarted or cut-off old primary, until it
+			// follows the new one) may hold writes the primary lacks and
+			// cannot take any: traffic belongs elsewhere.
+			switch fs := ctl.State(); fs.Role {
+			case "":
 				return detail, errors.New("waiting for the failover controller's first decision")
+			case data.RoleFenced:
+				return detail, errors.New("fenced: not serving until it follows the primary")
 			}
 		}
 		return detail, nil

@@ -183,6 +183,8 @@ type createOrderResponse struct {
 	ID     string `json:"id"`
 	Region string `json:"region"`
 	Seq    uint64 `json:"seq"`
+	// DataRegion is the region whose primary acknowledged the write.
+	DataRegion string `json:"data_region,omitempty"`
 }
 
 func (a *App) createOrder(ctx context.Context, r *http.Request) (int, any, error) {
@@ -221,7 +223,7 @@ func (a *App) createOrder(ctx context.Context, r *http.Request) (int, any, error
 	if err != nil {
 		return 0, nil, &opError{Op: "create order", Err: err}
 	}
-	return http.StatusCreated, createOrderResponse{ID: o.ID, Region: o.Region, Seq: rec.Seq}, nil
+	return http.StatusCreated, createOrderResponse{ID: o.ID, Region: o.Region, Seq: rec.Seq, DataRegion: rec.Region}, nil
 }
 
 func (a *App) getOrder(ctx context.Context, r *http.Request) (int, any, error) {

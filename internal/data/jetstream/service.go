@@ -376,7 +376,8 @@ func (s *service) Put(ctx context.Context, key string, value []byte) (data.Recor
 		}
 		return data.Record{}, fmt.Errorf("jetstream: put %s: %w", s.name, err)
 	}
-	rec := data.Record{Key: key, Seq: ack.Sequence, Value: value}
+	// The domain that acknowledged is the primary's region.
+	rec := data.Record{Key: key, Seq: ack.Sequence, Value: value, Region: ack.Domain}
 	if s.sync {
 		if err := s.tracker.wait(ctx, primary, epoch, ack.Sequence); err != nil {
 			return data.Record{}, fmt.Errorf("jetstream: put %s: %w: stored by %s at seq %d, but no secondary confirmed it: %w",

@@ -153,7 +153,7 @@ func (r *replica) Put(ctx context.Context, key string, value []byte) (data.Recor
 	case err != nil:
 		return data.Record{}, r.errorf("put", "%w", classify(err, w.region))
 	}
-	return data.Record{Key: key, Seq: uint64(seq), Value: value, Time: t.UTC()}, nil
+	return data.Record{Key: key, Seq: uint64(seq), Value: value, Time: t.UTC(), Region: w.region}, nil
 }
 
 // classify wraps err from the instance of region in the data sentinel
