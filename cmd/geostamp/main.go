@@ -30,6 +30,7 @@ Usage:
   geostamp failover SERVICE --to REGION [--planned|--forced]
                                                 fail a data service over to another region
   geostamp topology [-f FILE]                   print a topology with every default filled in
+  geostamp drill list|SCENARIO|run FILE|analyze DIR   fault under load: measured RTO/RPO, verdict, report
 
 Production (one component, configured from the topology file):
   geostamp frontdoor -f FILE [--token-file F]   the global L7 front door of one POP
@@ -99,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "data":
 		return cmdData(ctx, rest, stdout, stderr)
+	case "drill":
+		return cmdDrill(ctx, rest, stdout, stderr)
 	case "failover":
 		return cmdFailover(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

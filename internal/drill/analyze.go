@@ -472,7 +472,9 @@ func (a *analysis) availability(fault int64, hasFault bool, recoveredAt, fbAt, f
 		}
 		in := false
 		for _, x := range excluded {
-			if v.intended >= x[0] && v.intended < x[1] {
+			// Intended in the interval, or in flight when it began: an
+			// operation the fault caught mid-way belongs to its outage.
+			if v.intended >= x[0] && v.intended < x[1] || v.intended < x[0] && (v.Done == 0 || v.Done >= x[0]) {
 				in = true
 			}
 		}
@@ -646,13 +648,10 @@ func (a *analysis) floor() {
 		a.note("the run header has no floor terms: the theoretical floor is unknown")
 		return
 	}
-	var f float64
-	for _, t := range a.h.Run.Floor {
-		f += t.Seconds
-	}
+	f := FloorSeconds(a.h.Run.Floor)
 	a.s.FloorRTOSeconds = ptr(f)
 	if r := a.s.RTOSeconds; r != nil && *r > 0 && *r+a.s.RTOResolutionSeconds < f {
-		a.note(fmt.Sprintf("the measured RTO (%s s) is below the floor (%s s): traffic moved before the probes could have detected the fault (passive ejection or retries)", num(*r), num(f)))
+		a.note(fmt.Sprintf("the measured RTO (%s s) is below the floor (%s s): the RTO ends at the last failed operation, and a client whose cached answer expires sends its next operation up to one of its send intervals later; a gap larger than that means the floor assumes a detection path the fault did not take", num(*r), num(f)))
 	}
 }
 

@@ -674,3 +674,39 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("zero Options: %v", err)
 	}
 }
+
+// TestInFlightAtTheFault: operations sent just before the fault and cut
+// off by it belong to the outage, not to the steady state the
+// availability objective is checked against.
+func TestInFlightAtTheFault(t *testing.T) {
+	h := openLoop(200, 20, func(o *Op) {
+		// In flight at 5 s: sent at 4.99 s, reset by the kill at 5.001 s.
+		if o.Intended >= at(4.99) && o.Intended < at(5) {
+			o.Outcome, o.Status, o.Region, o.Error = Fail, 0, "", "connection reset by peer"
+			o.Done = at(5.001)
+		}
+		failWhere(o, 5, 6)
+	})
+	h.Events = []Event{event(5, EventFault, func(e *Event) { e.Name, e.Region = "kill-region", we })}
+	readBackAll(h, []string{we}, nil)
+	s := Analyze(h, Options{})
+	eqPtr(t, "rto_seconds", s.RTOSeconds, fptr(1))
+	eqPtr(t, "steady_availability_percent", s.SteadyAvailabilityPercent, fptr(100))
+	if s.FailedRequests != 202 || s.Verdict != VerdictPass {
+		t.Fatalf("failed %d, verdict %s %q", s.FailedRequests, s.Verdict, s.Reasons)
+	}
+}
+
+func TestFloorGroups(t *testing.T) {
+	terms := []FloorTerm{{Name: "detection", Seconds: 3.5, Group: FloorRouting}, {Name: "promotion", Seconds: 15, Group: FloorData}}
+	if f := FloorSeconds(terms); f != 15 {
+		t.Errorf("parallel chains: floor %g, want 15", f)
+	}
+	terms = []FloorTerm{{Name: "detection", Seconds: 0.6, Group: FloorRouting}, {Name: "ttl", Seconds: 1, Group: FloorRouting}, {Name: "promotion", Seconds: 0, Group: FloorData}}
+	if f := FloorSeconds(terms); f != 1.6 {
+		t.Errorf("one chain: floor %g, want 1.6", f)
+	}
+	if f := FloorSeconds([]FloorTerm{{Seconds: 1}, {Seconds: 2}}); f != 3 {
+		t.Errorf("terms without a group add up: %g", f)
+	}
+}

@@ -59,12 +59,23 @@
 // promote|repoint|rejoin), phase, region (faulted region; fenced old
 // primary; promoted new primary), service ("" = all), epoch, gap (on
 // promote: writes the new primary lacked by replication positions),
-// detail.
+// discarded (on rejoin: writes the old primary dropped), detail. Failover
+// steps outside this list (abort, unfence, …) are written as notes.
 //
 // Readback: t, region, key, service, found, error. After convergence, the
 // generator reads back every write (acknowledged, failed and unknown)
 // from every region it can reach; a readback that got no answer carries
 // error and counts neither way.
+//
+// The generator of this package (LoadGenerator, run by Execute) follows
+// these rules: one dispatcher hands each operation to a bounded pool of
+// workers at its intended instant; writes create an order whose item is
+// the key; reads fetch the most recently acknowledged order; on the dns
+// path, simulated clients resolve at the GSLB and keep each answer for its
+// TTL (see dnsCache). After the load, Execute runs the plan's repair
+// (logged as notes: it is not a failback), waits until every region answers
+// and replication has converged, and lists each region's replica at its
+// ingress for the readback.
 //
 // End: t, scheduled (number of operations in the schedule), generator_behind,
 // max_lag (ns), detail.
@@ -144,7 +155,10 @@
 // acknowledgement of the last write that survived before the first lost
 // one (load_start if none did): "last acknowledged minus last surviving".
 // 0 when nothing was lost. position_gap (sum of promote gaps) is reported
-// beside lost_writes as a cross-check, with a note when they differ.
+// beside lost_writes as a cross-check, with a note when they differ;
+// discarded_writes (sum of rejoin discards) is the exact loss by
+// positions, acknowledged or not, with a note when it is below the
+// ledger's count.
 //
 // Stale reads. A read is stale when it succeeded with found=false while
 // the write of its key had been acknowledged (done) before the read was
@@ -166,17 +180,24 @@
 // recovery; lost_writes = 0, or rpo_seconds ≤ a non-zero RPO objective;
 // no split-brain write; and, when an availability objective is set, the
 // availability outside the recovery intervals (from T to the recovery,
-// from the failback start to its recovery) meets it (a drill that causes
-// an outage cannot meet a monthly availability target over its own
-// minutes; the outage itself is judged by the RTO). Otherwise fail, with
-// every reason in summary.json.
+// from the failback start to its recovery; an operation in flight when an
+// interval begins belongs to it) meets it (a drill that causes an outage
+// cannot meet a monthly availability target over its own minutes; the
+// outage itself is judged by the RTO). Otherwise fail, with every reason
+// in summary.json.
 //
-// Floor. floor_rto_seconds is the sum of the header's floor terms, which
-// the generator computes from the topology with FloorFor: front door
-// detection Interval×(SampleSize−SuccessfulSamples+1)+Timeout; GSLB
-// detection (Interval+Timeout)×(ToleratedFailures+1) plus the TTL; the
-// failover grace of an automatic failover group. A measured RTO below the
-// floor is possible (passive ejection, retries) and is noted.
+// Floor. The header's floor terms come in groups (FloorTerm.Group): the
+// terms of a group happen one after the other, the groups at the same
+// time from the fault, so floor_rto_seconds is the largest group sum
+// (FloorSeconds; terms without a group form one group). The generator
+// computes them from the topology with FloorFor or FloorForPlan: routing —
+// front door detection Interval×(SampleSize−SuccessfulSamples+1)+Timeout,
+// or GSLB detection (Interval+Timeout)×(ToleratedFailures+1) plus the TTL
+// — and data — the promotion of an automatic failover group, its lease
+// plus its grace. These are the times the configuration allows; a measured
+// RTO below the floor is possible (passive ejection, retries, a dead
+// region refusing connections is detected without waiting for timeouts)
+// and is noted.
 //
 // # Report
 //

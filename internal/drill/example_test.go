@@ -49,5 +49,5 @@ func ExampleWriter() {
 	s := drill.Analyze(h, drill.Options{})
 	fmt.Printf("rto %v s ± %v s, floor %v s, failed %d, lost %d, verdict %s\n",
 		*s.RTOSeconds, s.RTOResolutionSeconds, *s.FloorRTOSeconds, s.FailedRequests, s.LostWrites, s.Verdict)
-	// Output: rto 1.5 s ± 0.1 s, floor 3.5 s, failed 15, lost 0, verdict pass
+	// Output: rto 1.5 s ± 0.1 s, floor 2 s, failed 15, lost 0, verdict pass
 }

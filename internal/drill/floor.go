@@ -3,6 +3,7 @@ package drill
 import (
 	"fmt"
 
+	"github.com/geostamp/geostamp/internal/fault"
 	"github.com/geostamp/geostamp/internal/topology"
 )
 
@@ -16,48 +17,56 @@ func ObjectivesOf(o topology.Objectives) Objectives {
 	}
 }
 
-// FrontDoorDetection is the time the front door's window rule takes to
-// mark a dead origin unhealthy: Interval×(SampleSize−SuccessfulSamples+1) +
-// Timeout (see package health).
+// FrontDoorDetection is the least time the front door's window rule takes
+// to mark a dead origin unhealthy: SampleSize−SuccessfulSamples+1 failed
+// probes, the first right after the fault and each failing at once (a
+// refused connection), so Interval×(SampleSize−SuccessfulSamples). A floor
+// is a lower bound; the worst case adds an interval and the timeout.
 func FrontDoorDetection(fd topology.FrontDoor) FloorTerm {
 	p := fd.Probe
-	n := p.SampleSize - p.SuccessfulSamples + 1
+	n := p.SampleSize - p.SuccessfulSamples
 	return FloorTerm{
 		Name:    "detection",
-		Seconds: p.Interval.D().Seconds()*float64(n) + p.Timeout.D().Seconds(),
-		Formula: fmt.Sprintf("front door probes: interval %s × (sampleSize %d − successfulSamples %d + 1) + timeout %s",
-			p.Interval, p.SampleSize, p.SuccessfulSamples, p.Timeout),
+		Seconds: p.Interval.D().Seconds() * float64(n),
+		Formula: fmt.Sprintf("front door probes at best: interval %s × (sampleSize %d − successfulSamples %d)",
+			p.Interval, p.SampleSize, p.SuccessfulSamples),
+		Group: FloorRouting,
 	}
 }
 
-// DNSDetection is the Traffic Manager detection time of the GSLB:
-// (Interval + Timeout) × (ToleratedFailures + 1).
+// DNSDetection is the least time the GSLB takes to mark a dead region down
+// (Traffic Manager's rule: ToleratedFailures+1 failed probes in a row): the
+// first failed probe right after the fault, each failing at once, so
+// Interval×ToleratedFailures. The worst case, (Interval+Timeout) ×
+// (ToleratedFailures+1) + Interval, is what Traffic Manager documents.
 func DNSDetection(g topology.GSLB) FloorTerm {
 	p := g.Probe
 	return FloorTerm{
 		Name:    "detection",
-		Seconds: (p.Interval.D() + p.Timeout.D()).Seconds() * float64(p.Tolerated()+1),
-		Formula: fmt.Sprintf("gslb probes: (interval %s + timeout %s) × (toleratedFailures %d + 1)",
-			p.Interval, p.Timeout, p.Tolerated()),
+		Seconds: p.Interval.D().Seconds() * float64(p.Tolerated()),
+		Formula: fmt.Sprintf("gslb probes at best: interval %s × toleratedFailures %d", p.Interval, p.Tolerated()),
+		Group:   FloorRouting,
 	}
 }
 
 // DNSTTL is the time clients keep the old answer: the TTL of routed answers.
 func DNSTTL(g topology.GSLB) FloorTerm {
-	return FloorTerm{Name: "ttl", Seconds: g.TTL.D().Seconds(), Formula: fmt.Sprintf("gslb ttl %s", g.TTL)}
+	return FloorTerm{Name: "ttl", Seconds: g.TTL.D().Seconds(), Formula: fmt.Sprintf("gslb ttl %s", g.TTL), Group: FloorRouting}
 }
 
-// Promotion is the wait before a failover group promotes its secondary:
-// the grace period of an automatic policy; 0 for a manual one (the
-// operator's delay is not a property of the configuration).
+// Promotion is the wait before a failover group promotes a secondary
+// after its primary is lost: with an automatic policy, the primary's
+// witness lease must end, then the grace period pass; 0 for a manual one
+// (the operator's delay is not a property of the configuration).
 func Promotion(d topology.DataService) FloorTerm {
 	if d.Failover.Policy != "automatic" {
-		return FloorTerm{Name: "promotion", Seconds: 0, Formula: fmt.Sprintf("%s: manual failover (operator's delay not included)", d.Name)}
+		return FloorTerm{Name: "promotion", Seconds: 0, Formula: fmt.Sprintf("%s: manual failover (operator's delay not included)", d.Name), Group: FloorData}
 	}
 	return FloorTerm{
 		Name:    "promotion",
-		Seconds: d.Failover.Grace.D().Seconds(),
-		Formula: fmt.Sprintf("%s: automatic failover after grace %s", d.Name, d.Failover.Grace),
+		Seconds: (d.Failover.Lease.D() + d.Failover.Grace.D()).Seconds(),
+		Formula: fmt.Sprintf("%s: automatic failover: the lost primary's lease %s ends, then the grace %s", d.Name, d.Failover.Lease, d.Failover.Grace),
+		Group:   FloorData,
 	}
 }
 
@@ -73,6 +82,62 @@ func FloorFor(t *topology.Topology, path, service string) []FloorTerm {
 		terms = append(terms, DNSDetection(t.GSLB), DNSTTL(t.GSLB))
 	}
 	if d, ok := t.DataService(service); ok && d.Kind == topology.KindPrimarySecondary {
+		terms = append(terms, Promotion(d))
+	}
+	return terms
+}
+
+// FloorForPlan lists the floor terms of a drill plan: how its fault is
+// detected on its load's path (fault.Plan.Detection) and, when a
+// promotion is on the recovery path, how long that takes.
+func FloorForPlan(t *topology.Topology, pl fault.Plan) []FloorTerm {
+	dns := false
+	for _, s := range pl.Streams {
+		dns = dns || s.Path == fault.PathDNS
+	}
+	var terms []FloorTerm
+	zero := func(why string) FloorTerm {
+		return FloorTerm{Name: "detection", Seconds: 0, Formula: why, Group: FloorRouting}
+	}
+	switch pl.Detection {
+	case fault.DetectRefused:
+		if dns {
+			terms = append(terms, DNSDetection(t.GSLB), DNSTTL(t.GSLB))
+		} else {
+			terms = append(terms, zero("the dead region refuses connections: the front door retries on another region at once and ejects it"))
+		}
+	case fault.DetectProbes:
+		if dns {
+			terms = append(terms, DNSDetection(t.GSLB), DNSTTL(t.GSLB))
+		} else {
+			terms = append(terms, FrontDoorDetection(t.FrontDoor))
+		}
+	case fault.DetectPassive:
+		terms = append(terms, zero("probes keep passing; passive outlier ejection and retries react to the first failed request"))
+	case fault.DetectClient:
+		terms = append(terms, zero("the client falls back to DNS on the first refused connection"))
+	case fault.DetectData:
+		terms = append(terms, zero("routing is not affected; only the data layer notices"))
+	default:
+		terms = append(terms, zero("no client path crosses the fault"))
+	}
+	d, ok := t.DataService(pl.Promotes)
+	switch {
+	case pl.Promotes == "" || !ok:
+	case pl.PromoteMode == fault.ModePlanned:
+		terms = append(terms, FloorTerm{Name: "promotion", Seconds: 0, Group: FloorData,
+			Formula: d.Name + ": planned failover: fence, catch up, promote (writes pause for the handover only)"})
+	case pl.PromoteMode == fault.ModeForced:
+		after := 0.0
+		for _, s := range pl.Steps {
+			if s.Action == "failover" && s.At >= pl.FaultAt {
+				after = (s.At - pl.FaultAt).Seconds()
+				break
+			}
+		}
+		terms = append(terms, FloorTerm{Name: "promotion", Seconds: after, Group: FloorData,
+			Formula: fmt.Sprintf("%s: manual policy; the drill forces the failover %gs after the fault", d.Name, after)})
+	default:
 		terms = append(terms, Promotion(d))
 	}
 	return terms

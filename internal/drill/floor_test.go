@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geostamp/geostamp/internal/fault"
 	"github.com/geostamp/geostamp/internal/topology"
 )
 
@@ -16,12 +17,13 @@ func TestFloorFor(t *testing.T) {
 		want          float64
 		terms         string
 	}{
-		// 1 s × (4 − 2 + 1) + 0.5 s.
-		{PathFrontDoor, "", 3.5, "detection=3.5"},
-		// (10 s + 5 s) × (3 + 1) + TTL 10 s.
-		{PathDNS, "", 70, "detection=60 ttl=10"},
-		// orders fails over automatically after a 10 s grace.
-		{PathFrontDoor, "orders", 13.5, "detection=3.5 promotion=10"},
+		// At best 1 s × (4 − 2): the first failed probe right after the fault.
+		{PathFrontDoor, "", 2, "detection=2"},
+		// At best 10 s × 3 tolerated failures, + TTL 10 s.
+		{PathDNS, "", 40, "detection=30 ttl=10"},
+		// orders fails over automatically: lease 5 s, then grace 10 s; in
+		// parallel with the routing's detection.
+		{PathFrontDoor, "orders", 15, "detection=2 promotion=15"},
 		// catalog fails over manually: the operator's delay is unknown.
 		{PathDirect, "catalog", 0, "promotion=0"},
 		{PathDirect, "cache", 0, ""},
@@ -29,10 +31,9 @@ func TestFloorFor(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.path+"/"+c.service, func(t *testing.T) {
 			terms := FloorFor(topo, c.path, c.service)
-			var sum float64
+			sum := FloorSeconds(terms)
 			var got []string
 			for _, term := range terms {
-				sum += term.Seconds
 				got = append(got, fmt.Sprintf("%s=%v", term.Name, term.Seconds))
 				if term.Formula == "" {
 					t.Errorf("term %s has no formula", term.Name)
@@ -48,7 +49,7 @@ func TestFloorFor(t *testing.T) {
 	topo.GSLB.Probe.Interval = topology.Duration(10 * time.Second)
 	topo.GSLB.Probe.Timeout = topology.Duration(5 * time.Second)
 	topo.GSLB.TTL = 0
-	if d := DNSDetection(topo.GSLB); d.Seconds != 15 || !strings.Contains(d.Formula, "toleratedFailures 0") {
+	if d := DNSDetection(topo.GSLB); d.Seconds != 0 || !strings.Contains(d.Formula, "toleratedFailures 0") {
 		t.Errorf("DNS detection with 0 tolerated = %+v", d)
 	}
 }
@@ -57,5 +58,56 @@ func TestObjectivesOf(t *testing.T) {
 	got := ObjectivesOf(topology.Default().Objectives)
 	if want := (Objectives{RTOSeconds: 30, RPOSeconds: 5, AvailabilityPercent: 99.95}); got != want {
 		t.Errorf("ObjectivesOf(default) = %+v, want %+v", got, want)
+	}
+}
+
+func TestFloorForPlan(t *testing.T) {
+	topo := topology.Default()
+	fast, err := topology.Parse([]byte(strings.Replace(string(topology.DefaultYAML()),
+		"probe: {interval: 10s, timeout: 5s, toleratedFailures: 3}", "probe: {interval: 200ms, timeout: 100ms, toleratedFailures: 1}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func(t *testing.T, topo *topology.Topology, name string, p fault.Params) fault.Plan {
+		s, _ := fault.LookupScenario(name)
+		pl, err := s.Plan(p, topo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pl
+	}
+	cases := []struct {
+		name     string
+		topo     *topology.Topology
+		scenario string
+		p        fault.Params
+		floor    float64
+		terms    string
+	}{
+		// A dead region refuses connections: the front door retries at once.
+		{"outage of the primary", topo, "region-outage", fault.Params{}, 15, "routing:detection=0 data:promotion=15"},
+		{"outage of a secondary", topo, "region-outage", fault.Params{Region: "northeurope"}, 0, "routing:detection=0"},
+		{"hang of a secondary", topo, "region-hang", fault.Params{Region: "northeurope"}, 2, "routing:detection=2"},
+		// The fast probes (200ms × 1 tolerated failure), with the default TTL of 10s.
+		{"dns", fast, "dns-failover", fault.Params{Region: "northeurope"}, 10.2, "routing:detection=0.2 routing:ttl=10"},
+		{"brownout", topo, "region-brownout", fault.Params{}, 0, "routing:detection=0"},
+		{"data", topo, "data-primary-loss", fault.Params{}, 15, "routing:detection=0 data:promotion=15"},
+		{"planned", topo, "planned-failover", fault.Params{}, 0, "routing:detection=0 data:promotion=0"},
+		{"pop", topo, "frontdoor-outage", fault.Params{}, 0, "routing:detection=0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			terms := FloorForPlan(c.topo, plan(t, c.topo, c.scenario, c.p))
+			var got []string
+			for _, term := range terms {
+				got = append(got, fmt.Sprintf("%s:%s=%v", term.Group, term.Name, term.Seconds))
+				if term.Formula == "" {
+					t.Errorf("%s has no formula", term.Name)
+				}
+			}
+			if f := FloorSeconds(terms); fmt.Sprintf("%.3f", f) != fmt.Sprintf("%.3f", c.floor) || strings.Join(got, " ") != c.terms {
+				t.Errorf("floor %v (%s), want %v (%s)", f, strings.Join(got, " "), c.floor, c.terms)
+			}
+		})
 	}
 }

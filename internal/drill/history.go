@@ -164,6 +164,32 @@ type FloorTerm struct {
 	Name    string  `json:"name"`              // detection, ttl, promotion, reconnection
 	Seconds float64 `json:"seconds"`           // its value
 	Formula string  `json:"formula,omitempty"` // how it was computed, for the report
+	// Group names a chain of terms that happen one after the other
+	// (FloorRouting, FloorData); different chains run at the same time
+	// from the fault, so the floor is the longest chain. Terms without a
+	// group form one chain.
+	Group string `json:"group,omitempty"`
+}
+
+// Floor groups: clients finding a region that answers (detection, TTL),
+// and the data layer promoting a new primary.
+const (
+	FloorRouting = "routing"
+	FloorData    = "data"
+)
+
+// FloorSeconds is the floor of terms: the sum of each group's terms, and
+// the largest of those sums.
+func FloorSeconds(terms []FloorTerm) float64 {
+	sums := map[string]float64{}
+	for _, t := range terms {
+		sums[t.Group] += t.Seconds
+	}
+	var f float64
+	for _, s := range sums {
+		f = max(f, s)
+	}
+	return f
 }
 
 // Op is one attempt of one client operation. Times are nanoseconds since
@@ -249,6 +275,10 @@ type Event struct {
 	// and the new one had not (from replication positions); the analysis
 	// reports it beside the ledger's lost writes.
 	Gap *int64 `json:"gap,omitempty"`
+	// Discarded, on a rejoin step, is the number of writes the old primary
+	// dropped because the new primary's history lacks them: the exact loss
+	// by positions, acknowledged or not.
+	Discarded *int64 `json:"discarded,omitempty"`
 	// Detail is free text for people.
 	Detail string `json:"detail,omitempty"`
 }

@@ -129,6 +129,20 @@ func (a *analysis) ledger() {
 			gaps = true
 		}
 	}
+	var discarded int64
+	rejoined := false
+	for _, e := range a.events {
+		if e.Kind == EventFailoverStep && e.Step == StepRejoin && e.Discarded != nil {
+			discarded += *e.Discarded
+			rejoined = true
+		}
+	}
+	if rejoined {
+		s.DiscardedWrites = ptr(discarded)
+		if lost := int64(s.LostWrites + s.SplitBrainWrites); discarded < lost {
+			a.note(fmt.Sprintf("old primaries discarded %d writes when they rejoined, fewer than the %d acknowledged writes lost", discarded, lost))
+		}
+	}
 	if gaps {
 		s.PositionGap = ptr(gap)
 		if gap != int64(s.LostWrites+s.SplitBrainWrites) {

@@ -121,7 +121,7 @@ func numbers(s Summary) []row {
 		{Name: "RTO", Value: rtoText(s.RTOSeconds, s.RTOResolutionSeconds), Note: fmt.Sprintf(
 			"first instant after the fault from which every %s s window of the next %s s holds ≥ %s%% successful operations",
 			num(s.Method.WindowSeconds), num(s.Method.HoldSeconds), num(100*s.Method.RecoveryRatio))},
-		{Name: "theoretical floor", Value: floor, Note: "detection + TTL + promotion, from the configuration"},
+		{Name: "theoretical floor", Value: floor, Note: "from the configuration: the longer of routing (detection + TTL) and data (promotion)"},
 		{Name: "RTO objective", Value: num(s.Objectives.RTOSeconds) + " s"},
 		{Name: "failback RTO", Value: optNum(s.FailbackRTOSeconds, "s"), Note: "from " + optNum(s.FailbackAtSeconds, "s")},
 		{Name: "failed requests", Value: fmt.Sprint(s.FailedRequests), Note: fmt.Sprintf("%d after the fault, %d with unknown outcome", s.FailedAfterFault, s.UnknownRequests)},
@@ -133,7 +133,8 @@ func numbers(s Summary) []row {
 		{Name: "lost writes", Value: fmt.Sprint(s.LostWrites), Note: "acknowledged, missing after convergence"},
 		{Name: "RPO", Value: num(s.RPOSeconds) + " s", Note: "objective " + num(s.Objectives.RPOSeconds) + " s; last lost minus last surviving acknowledgement"},
 		{Name: "split-brain writes", Value: fmt.Sprint(s.SplitBrainWrites), Note: "acknowledged by a fenced or demoted primary, then lost"},
-		{Name: "replication position gap", Value: optInt(s.PositionGap), Note: "cross-check of lost writes"},
+		{Name: "replication position gap", Value: optInt(s.PositionGap), Note: "at promotion, from the old primary's last position report: cross-check of lost writes"},
+		{Name: "discarded on rejoin", Value: optInt(s.DiscardedWrites), Note: "what old primaries dropped when they rejoined: the exact loss by positions, acknowledged or not"},
 		{Name: "stale reads", Value: fmt.Sprint(s.StaleReads)},
 		{Name: "divergent writes", Value: fmt.Sprint(s.DivergentWrites), Note: "survived but missing in another region"},
 		{Name: "unknown-outcome writes", Value: fmt.Sprintf("%d applied, %d absent", s.UnknownWritesApplied, s.UnknownWritesAbsent), Note: "not loss"},

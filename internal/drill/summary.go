@@ -97,6 +97,12 @@ type Summary struct {
 	// positions' count of writes the new primary lacked; null when none was
 	// reported. It is a cross-check of LostWrites.
 	PositionGap *int64 `json:"position_gap"`
+	// DiscardedWrites sums what old primaries discarded when they rejoined
+	// (rejoin steps): the exact loss by positions, acknowledged writes and
+	// writes whose acknowledgement never reached the client alike, so it
+	// is at least LostWrites + SplitBrainWrites. Null without a rejoin in
+	// the run.
+	DiscardedWrites *int64 `json:"discarded_writes"`
 	// DivergentWrites were acknowledged, survived in the authoritative
 	// region and are missing in another region that answered the readback.
 	DivergentWrites int `json:"divergent_writes"`
