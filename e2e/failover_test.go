@@ -464,8 +464,10 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 		}
 		return nil
 	})
-	if floor := lease + grace; took < floor-200*time.Millisecond {
-		t.Errorf("promoted %s after the kill, before lease %s + grace %s", took, lease, grace)
+	// The lease ends lease after its last renewal, which came up to one
+	// renewal period ((lease − lease/5)/3) before the kill.
+	if floor := lease - (lease-lease/5)/3 + grace; took < floor {
+		t.Errorf("promoted %s after the kill, before lease %s − one renewal period + grace %s", took, lease, grace)
 	}
 	evs := failoverEvents(t, l, killed)
 	detect, _ := findEvent(evs, ne, "detect")

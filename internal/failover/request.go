@@ -71,10 +71,12 @@ func Ask(ctx context.Context, cli *clientv3.Client, auth *witness.Authority, pre
 		res.Steps, _ = Events(ctx, cli, prefix, group, start)
 		return res, fmt.Errorf("failover %s to %s: not done within %s%s", group, to, timeout, lastDetail(res.Steps))
 	}
-	// Let the old primary report its repoint or rejoin, briefly.
+	// Events reach the witness through each region's outbox: wait, briefly,
+	// for the target's promotion and the old primary's repoint or rejoin.
 	for wait := time.Now().Add(3 * time.Second); ; {
 		res.Steps, _ = Events(ctx, cli, prefix, group, start)
-		if res.From == "" || hasStep(res.Steps, res.From, StepRejoin, StepRepoint) || time.Now().After(wait) || ctx.Err() != nil {
+		done := hasStep(res.Steps, to, StepPromote) && (res.From == "" || hasStep(res.Steps, res.From, StepRejoin, StepRepoint))
+		if done || time.Now().After(wait) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)

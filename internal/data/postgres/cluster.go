@@ -292,6 +292,9 @@ func (p *pgProc) exited() bool {
 // startPostgres starts the postmaster on pgdata. It returns at once; see
 // waitAccepting.
 func (e *Engine) startPostgres() (*pgProc, error) {
+	if err := e.clearStaleLock(); err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
 	cmd := exec.Command(filepath.Join(e.binDir, "postgres"), "-D", e.pgdata)
 	cmd.Dir = "/"
 	cmd.Env = childEnv()
