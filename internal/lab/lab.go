@@ -507,16 +507,20 @@ func (l *Lab) preferenceOrder() []string {
 }
 
 // commonFreePort finds a port that is free on every region's address, so
-// that every ingress listens on the same port.
+// that every ingress listens on the same port. It comes from below the
+// ephemeral range (see freePorts): region processes bind it after other
+// listeners of theirs took ports chosen by the OS.
 func commonFreePort(regions []topology.Region) (int, error) {
-	for range 50 {
-		first, err := net.Listen("tcp", net.JoinHostPort(regions[0].Address, "0"))
+	if _, err := freePorts(regions[0].Address, 1); err != nil {
+		return 0, fmt.Errorf("lab: region %s: %w (on Linux every 127.x.y.z address is local; elsewhere add the address to the loopback interface)", regions[0].Name, err)
+	}
+	for range 100 {
+		ports, err := freePorts(regions[0].Address, 1)
 		if err != nil {
-			return 0, fmt.Errorf("lab: region %s: %w (on Linux every 127.x.y.z address is local; elsewhere add the address to the loopback interface)", regions[0].Name, err)
+			return 0, fmt.Errorf("lab: %w", err)
 		}
-		port := portOf(first.Addr().String())
-		held := []net.Listener{first}
-		ok := true
+		port, ok := ports[0], true
+		var held []net.Listener
 		for _, r := range regions[1:] {
 			ln, err := net.Listen("tcp", net.JoinHostPort(r.Address, strconv.Itoa(port)))
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -130,7 +131,10 @@ func runWitnessMember(ctx context.Context, spec *WitnessSpec, logger *slog.Logge
 	return witness.NewClient([]string{spec.ClientURL}, logger)
 }
 
-// freePorts returns n ports that were free on host just now.
+// freePorts returns n ports that were free on host just now, from below
+// Linux's ephemeral range (32768-60999): ports chosen before the processes
+// that bind them start (and bound again by a restarted region) must not be
+// taken meanwhile by a listener on port 0 or an outgoing connection.
 func freePorts(host string, n int) ([]int, error) {
 	var lns []net.Listener
 	defer func() {
@@ -139,13 +143,19 @@ func freePorts(host string, n int) ([]int, error) {
 		}
 	}()
 	var out []int
-	for range n {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	for tries := 0; len(out) < n; tries++ {
+		if tries == 200 {
+			return nil, fmt.Errorf("no free port on %s between %d and %d", host, fixedPortMin, fixedPortMax)
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(fixedPortMin+rand.IntN(fixedPortMax-fixedPortMin))))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		lns = append(lns, ln)
 		out = append(out, portOf(ln.Addr().String()))
 	}
 	return out, nil
 }
+
+// Fixed ports of the lab come from [fixedPortMin, fixedPortMax).
+const fixedPortMin, fixedPortMax = 20000, 32768
