@@ -335,7 +335,7 @@ func TestDrillDNSFailover(t *testing.T) {
 // northeurope is cut one way (the witness still reaches both) before the
 // drill and healed as soon as the drill reports the crash, so every write
 // acknowledged between the two is missing from northeurope when it is
-// promoted. testdata/failover.yaml is the default topology with a 2 s lease
+// promoted. testdata/failover.yaml is the default topology with a 3 s lease
 // and a 1 s grace, to keep the test short. Before its readback the drill
 // repairs the lab: it restarts westeurope, which rejoins and discards its
 // divergent tail, the exact loss by positions.

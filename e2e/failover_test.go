@@ -19,13 +19,13 @@ import (
 )
 
 // Failover tests run the lab with fast failover settings
-// (testdata/failover*.yaml: lease 2s, grace 1s, automatic) and check
+// (testdata/failover*.yaml: lease 3s, grace 1s, automatic) and check
 // from the client side, with a ledger of acknowledged writes.
 
 const (
 	we    = "westeurope"
 	ne    = "northeurope"
-	lease = 2 * time.Second
+	lease = 3 * time.Second
 	grace = time.Second
 )
 

@@ -110,6 +110,15 @@ type Replica interface {
 	Follow(ctx context.Context, primary string, epoch uint64) (discarded uint64, err error)
 }
 
+// Rebuilder is implemented by replicas that may rebuild their copy when
+// they rejoin (JetStream recreates a mirror from scratch). RebuildTarget is
+// the primary's position at that moment, 0 if none: until the replica holds
+// it again, it lacks acknowledged writes it used to hold, and an automatic
+// failover must not promote it.
+type Rebuilder interface {
+	RebuildTarget() uint64
+}
+
 // Crasher is implemented by replicas whose engine can be made to die on its
 // own, without the region process (the data-primary-loss fault): the
 // engine stops at once, unflushed state may be lost, and it stays down until

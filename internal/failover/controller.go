@@ -151,6 +151,7 @@ type Controller struct {
 	lastReport   time.Time
 	pos          uint64
 	posOK        bool
+	rebuilding   bool // the replica is copying back history it discarded
 	failLogged   time.Time
 
 	mu    sync.Mutex
@@ -292,6 +293,10 @@ func (c *Controller) readPosition(ctx context.Context) {
 	if err == nil {
 		c.pos, c.posOK = pos, true
 		c.downSince, c.down = time.Time{}, false
+		c.rebuilding = false
+		if r, ok := c.cfg.Replica.(data.Rebuilder); ok && pos < r.RebuildTarget() {
+			c.rebuilding = true
+		}
 		return
 	}
 	c.posOK = false
@@ -499,6 +504,9 @@ func (c *Controller) unowned(ctx context.Context, owner witness.Owner, co coordi
 		return
 	}
 	var why, mode string
+	if c.rebuilding && c.cfg.Policy == PolicyAutomatic && owner.Epoch > 0 && now.Sub(c.noOwnerSince) >= c.cfg.Grace {
+		c.logFailure("fail over automatically", fmt.Errorf("the local replica is still copying back history it discarded when it rejoined (position %d): promoting it would lose acknowledged writes; a forced failover can", c.pos))
+	}
 	r := co.request
 	switch {
 	case owner.Epoch == 0 && c.cfg.Initial == c.cfg.Region:
@@ -628,7 +636,7 @@ func (c *Controller) report(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	put(pctx, c.cfg.Client, c.keys.pos(c.cfg.Region), Report{
-		Region: c.cfg.Region, Position: c.pos, Role: st.Role, Epoch: st.Epoch, Healthy: c.posOK && !c.down, Time: now,
+		Region: c.cfg.Region, Position: c.pos, Role: st.Role, Epoch: st.Epoch, Healthy: c.posOK && !c.down && !c.rebuilding, Time: now,
 	})
 }
 

@@ -146,9 +146,14 @@ func (s *service) barrier(ctx context.Context, nc *nats.Conn) (uint64, error) {
 // it if there is none) and creates the durable consumers that the other
 // regions' mirrors will use. An older epoch than one already seen is
 // refused.
+// RebuildTarget is the position the replica must reach again before it may
+// be promoted automatically (data.Rebuilder); 0 when it never rebuilt.
+func (s *service) RebuildTarget() uint64 { return s.rebuildTo.Load() }
+
 func (s *service) Promote(ctx context.Context, epoch uint64) error {
 	s.op.Lock()
 	defer s.op.Unlock()
+	defer s.rebuildTo.Store(0) // a primary's history is the reference
 	_, nc, js := s.e.conn()
 	if nc == nil {
 		return fmt.Errorf("jetstream: promote %s: %w: %s", s.name, data.ErrUnavailable, s.e.downReason())
@@ -358,6 +363,7 @@ func (s *service) Follow(ctx context.Context, primary string, epoch uint64) (uin
 		if _, err := js.CreateStream(ctx, s.mirrorConfig(primary, epoch)); err != nil {
 			return fail(fmt.Errorf("create mirror: %w", err))
 		}
+		s.rebuildTo.Store(pinfo.State.LastSeq)
 	}
 	discarded := s.unreported
 	s.unreported = 0

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -71,6 +72,10 @@ type service struct {
 	// deleting the local stream; the next successful Follow reports them.
 	// Guarded by op.
 	unreported uint64
+	// rebuildTo is the primary's position when this region last recreated
+	// its mirror: until the mirror holds it again, the region lacks writes
+	// that were acknowledged and must not be promoted automatically.
+	rebuildTo atomic.Uint64
 
 	mu      sync.RWMutex
 	role    data.Role // "" until the controller's first Promote or Follow

@@ -45,7 +45,13 @@ func (e *Engine) clearStaleLock() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.log.Info("postgres: removed the lock file of an earlier instance", "pid", pid)
+	// The socket's lock file names the same PID; PostgreSQL checks it the
+	// same way. The directory is this instance's alone.
+	socks, _ := filepath.Glob(filepath.Join(e.sockDir, ".s.PGSQL.*"))
+	for _, f := range socks {
+		os.Remove(f)
+	}
+	e.log.Info("postgres: removed the lock files of an earlier instance", "pid", pid)
 	return os.Remove(lock)
 }
 

@@ -28,7 +28,13 @@ func TestClearStaleLock(t *testing.T) {
 	if err := os.WriteFile(lock, []byte(strconv.Itoa(old.Process.Pid)+"\n"+dir+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{pgdata: dir, log: slog.New(slog.DiscardHandler)}
+	sock := filepath.Join(dir, "run")
+	os.Mkdir(sock, 0o700)
+	sockLock := filepath.Join(sock, ".s.PGSQL.5432.lock")
+	if err := os.WriteFile(sockLock, []byte(strconv.Itoa(old.Process.Pid)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{pgdata: dir, sockDir: sock, log: slog.New(slog.DiscardHandler)}
 	if err := e.clearStaleLock(); err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +43,10 @@ func TestClearStaleLock(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the earlier instance's process still runs")
 	}
-	if _, err := os.Stat(lock); !os.IsNotExist(err) {
-		t.Fatalf("lock file still there: %v", err)
+	for _, f := range []string{lock, sockLock} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Fatalf("lock file %s still there: %v", f, err)
+		}
 	}
 	// Nothing to do without a lock file.
 	if err := e.clearStaleLock(); err != nil {
