@@ -41,12 +41,19 @@ type memNet struct {
 }
 
 type memReplica struct {
-	n       *memNet
-	region  string
-	role    data.Role
-	epoch   uint64
-	primary string
-	down    bool
+	n         *memNet
+	region    string
+	role      data.Role
+	epoch     uint64
+	primary   string
+	down      bool
+	rebuildTo uint64 // data.Rebuilder
+}
+
+func (r *memReplica) RebuildTarget() uint64 {
+	r.n.mu.Lock()
+	defer r.n.mu.Unlock()
+	return r.rebuildTo
 }
 
 func newMemNet(regions ...string) *memNet {
@@ -429,6 +436,27 @@ func TestAutomaticAfterGraceOnlyWithPolicy(t *testing.T) {
 			t.Logf("automatic failover %s after the kill (lease %s, grace %s)", took.Round(time.Millisecond), ttl, grace)
 		})
 	}
+}
+
+// A secondary still copying back history it discarded is not promoted
+// automatically: it lacks acknowledged writes. Once it has caught up, it is.
+func TestNoAutomaticPromotionWhileRebuilding(t *testing.T) {
+	ttl, grace := 2*time.Second, 500*time.Millisecond
+	l := newLab(t, Config{Group: "orders", Initial: we, LeaseTTL: ttl, Policy: PolicyAutomatic, Grace: grace}, we, ne)
+	l.waitRole(ne, data.RoleSecondary, 10*time.Second)
+	l.n.mu.Lock()
+	l.n.reps[ne].rebuildTo = 1000 // far beyond its position
+	l.n.mu.Unlock()
+	time.Sleep(300 * time.Millisecond) // a report saying so
+	l.kill(we)
+	time.Sleep(ttl + grace + 1500*time.Millisecond)
+	if r := l.roles()[ne]; r == data.RolePrimary {
+		t.Fatal("a rebuilding replica was promoted automatically")
+	}
+	l.n.mu.Lock()
+	l.n.reps[ne].rebuildTo = 0
+	l.n.mu.Unlock()
+	l.waitRole(ne, data.RolePrimary, 5*time.Second)
 }
 
 func waitFor(t *testing.T, cond func() bool) {
