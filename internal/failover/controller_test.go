@@ -338,6 +338,7 @@ func TestBootstrapPlannedAndBack(t *testing.T) {
 
 func TestForcedLosesExactlyTheUnreplicatedTail(t *testing.T) {
 	l := newLab(t, Config{Group: "orders", Initial: we, LeaseTTL: 2 * time.Second}, we, ne)
+	l.waitRole(we, data.RolePrimary, 10*time.Second)
 	l.waitRole(ne, data.RoleSecondary, 10*time.Second)
 	for i := range 20 {
 		if err := l.write(we, "a"+strconv.Itoa(i)); err != nil {
@@ -400,6 +401,7 @@ func TestAutomaticAfterGraceOnlyWithPolicy(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			ttl, grace := 2*time.Second, 500*time.Millisecond
 			l := newLab(t, Config{Group: "orders", Initial: we, LeaseTTL: ttl, Policy: policy, Grace: grace}, we, ne)
+			l.waitRole(we, data.RolePrimary, 10*time.Second)
 			l.waitRole(ne, data.RoleSecondary, 10*time.Second)
 			time.Sleep(300 * time.Millisecond)
 			killed := time.Now()
@@ -443,6 +445,7 @@ func TestAutomaticAfterGraceOnlyWithPolicy(t *testing.T) {
 func TestNoAutomaticPromotionWhileRebuilding(t *testing.T) {
 	ttl, grace := 2*time.Second, 500*time.Millisecond
 	l := newLab(t, Config{Group: "orders", Initial: we, LeaseTTL: ttl, Policy: PolicyAutomatic, Grace: grace}, we, ne)
+	l.waitRole(we, data.RolePrimary, 10*time.Second)
 	l.waitRole(ne, data.RoleSecondary, 10*time.Second)
 	l.n.mu.Lock()
 	l.n.reps[ne].rebuildTo = 1000 // far beyond its position
