@@ -137,6 +137,10 @@ func FloorForPlan(t *topology.Topology, pl fault.Plan) []FloorTerm {
 		}
 		terms = append(terms, FloorTerm{Name: "promotion", Seconds: after, Group: FloorData,
 			Formula: fmt.Sprintf("%s: manual policy; the drill forces the failover %gs after the fault", d.Name, after)})
+	case pl.Detection == fault.DetectData && d.Failover.Policy == "automatic":
+		// The primary's region lives on and releases the lease itself.
+		terms = append(terms, FloorTerm{Name: "promotion", Seconds: 1 + d.Failover.Grace.D().Seconds(), Group: FloorData,
+			Formula: fmt.Sprintf("%s: the primary releases its lease 1s after its data engine fails, then the grace %s", d.Name, d.Failover.Grace)})
 	default:
 		terms = append(terms, Promotion(d))
 	}

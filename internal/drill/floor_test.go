@@ -91,7 +91,8 @@ func TestFloorForPlan(t *testing.T) {
 		// The fast probes (200ms × 1 tolerated failure), with the default TTL of 10s.
 		{"dns", fast, "dns-failover", fault.Params{Region: "northeurope"}, 10.2, "routing:detection=0.2 routing:ttl=10"},
 		{"brownout", topo, "region-brownout", fault.Params{}, 0, "routing:detection=0"},
-		{"data", topo, "data-primary-loss", fault.Params{}, 15, "routing:detection=0 data:promotion=15"},
+		// The crashed engine's region releases the lease after 1 s, then grace 10 s.
+		{"data", topo, "data-primary-loss", fault.Params{}, 11, "routing:detection=0 data:promotion=11"},
 		{"planned", topo, "planned-failover", fault.Params{}, 0, "routing:detection=0 data:promotion=0"},
 		{"pop", topo, "frontdoor-outage", fault.Params{}, 0, "routing:detection=0"},
 	}

@@ -438,6 +438,7 @@ func (l *Lab) startWitness(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("lab: %w", err)
 		}
+		go l.leadFromWitness(ctx, specs[w].ClientURL)
 	} else {
 		var eps []string
 		for _, s := range specs {
@@ -471,6 +472,48 @@ func (l *Lab) printFailovers(ctx context.Context) {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// leadFromWitness keeps the raft leadership at the witness site's member
+// when it can. Why: a region's lease renewals go to the leader, so with the
+// leader in a region, a cut between the two regions could cost the other
+// region its lease although it still reaches the witness. With the witness
+// leading, a region keeps its lease exactly as long as it reaches the
+// witness, which is what the topology's witness means.
+func (l *Lab) leadFromWitness(ctx context.Context, self string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := l.etcd.Status(sctx, self)
+		var leaderURLs []string
+		if err == nil && st.Leader != 0 && st.Leader != st.Header.MemberId {
+			if ml, err := l.etcd.MemberList(sctx); err == nil {
+				for _, m := range ml.Members {
+					if m.ID == st.Leader {
+						leaderURLs = m.ClientURLs
+					}
+				}
+			}
+		}
+		cancel()
+		if len(leaderURLs) == 0 {
+			continue
+		}
+		cli, err := witness.NewClient(leaderURLs, nil)
+		if err != nil {
+			continue
+		}
+		mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if _, err := cli.MoveLeader(mctx, st.Header.MemberId); err == nil {
+			l.log.Info("witness: raft leadership moved to the witness site", "from", st.Leader)
+		}
+		cancel()
+		cli.Close()
 	}
 }
 
