@@ -20,7 +20,6 @@ import (
 	"github.com/geostamp/geostamp/internal/failover"
 	"github.com/geostamp/geostamp/internal/stamp"
 	"github.com/geostamp/geostamp/internal/topology"
-	"github.com/geostamp/geostamp/internal/witness"
 )
 
 // RegionInfo is one region in the control API's list.
@@ -331,7 +330,7 @@ func (l *Lab) handleFailover(w http.ResponseWriter, r *http.Request) {
 		timeout = 30 * time.Second
 	}
 	l.event(Event{Kind: "failover-request", Service: name, Region: req.To, Mode: req.Mode})
-	res, err := failover.Ask(r.Context(), l.etcd, witness.NewAuthority(l.etcd, "", l.log), "", name, req.To, req.Mode, timeout)
+	res, err := failover.Ask(r.Context(), l.etcd, l.auth, "", name, req.To, req.Mode, timeout)
 	out := FailoverResult{Service: name, From: res.From, To: req.To, Mode: req.Mode, Epoch: res.Epoch, Seconds: res.Seconds}
 	for _, e := range res.Steps {
 		out.Steps = append(out.Steps, failoverEvent(e))
@@ -363,7 +362,7 @@ type Group struct {
 func (l *Lab) handleGroups(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	auth := witness.NewAuthority(l.etcd, "", l.log)
+	auth := l.auth
 	var out []Group
 	for _, d := range l.topo.Data {
 		if d.Kind != data.KindPrimarySecondary || (r.PathValue("service") != "" && r.PathValue("service") != d.Name) {
@@ -442,7 +441,7 @@ func (l *Lab) handleCrash(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	owner, err := witness.NewAuthority(l.etcd, "", l.log).Current(ctx, name)
+	owner, err := l.auth.Current(ctx, name)
 	if err != nil {
 		errorJSON(w, http.StatusServiceUnavailable, "witness: %v", err)
 		return

@@ -75,7 +75,8 @@ type Lab struct {
 	net     *wan.Net
 	witness map[string]*WitnessSpec
 	etcd    *clientv3.Client // the lab's own member (witness site)
-	pgPorts map[string]int   // region -> PostgreSQL port, when a service uses it
+	auth    *witness.Authority
+	pgPorts map[string]int // region -> PostgreSQL port, when a service uses it
 	glob    *global
 	regions []*regionProc
 	byName  map[string]*regionProc
@@ -448,6 +449,7 @@ func (l *Lab) startWitness(ctx context.Context) error {
 			return fmt.Errorf("lab: %w", err)
 		}
 	}
+	l.auth = witness.NewAuthority(l.etcd, "", l.log)
 	context.AfterFunc(ctx, func() { l.etcd.Close() })
 	return nil
 }
@@ -554,13 +556,10 @@ func (l *Lab) preferenceOrder() []string {
 // ephemeral range (see freePorts): region processes bind it after other
 // listeners of theirs took ports chosen by the OS.
 func commonFreePort(regions []topology.Region) (int, error) {
-	if _, err := freePorts(regions[0].Address, 1); err != nil {
-		return 0, fmt.Errorf("lab: region %s: %w (on Linux every 127.x.y.z address is local; elsewhere add the address to the loopback interface)", regions[0].Name, err)
-	}
 	for range 100 {
 		ports, err := freePorts(regions[0].Address, 1)
 		if err != nil {
-			return 0, fmt.Errorf("lab: %w", err)
+			return 0, fmt.Errorf("lab: region %s: %w (on Linux every 127.x.y.z address is local; elsewhere add the address to the loopback interface)", regions[0].Name, err)
 		}
 		port, ok := ports[0], true
 		var held []net.Listener
