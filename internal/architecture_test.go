@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"topology":       {},
 	"telemetry":      {},
 	"testlog":        {},
+	"testenv":        {},
 	"wan":            {},
 	"health":         {"topology"},
 	"routing":        {"topology", "health"},
