@@ -1,7 +1,6 @@
 package frontdoor
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,11 +8,12 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/health"
+	"github.com/geostamp/geostamp/internal/httpjson"
 )
 
 // OriginStatus is one region as GET /admin/origins shows it: its current
@@ -98,16 +98,16 @@ func (f *FrontDoor) Explain(client netip.Addr, affinity string) Explanation {
 func (f *FrontDoor) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/origins", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, f.Status())
+		httpjson.Write(w, http.StatusOK, f.Status())
 	})
 	mux.HandleFunc("GET /admin/origins/{name}", func(w http.ResponseWriter, r *http.Request) {
 		for _, o := range f.Status().Origins {
 			if o.Name == r.PathValue("name") {
-				writeJSON(w, http.StatusOK, o)
+				httpjson.Write(w, http.StatusOK, o)
 				return
 			}
 		}
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown region " + r.PathValue("name")})
+		httpjson.Error(w, http.StatusNotFound, "unknown region "+r.PathValue("name"))
 	})
 	mux.HandleFunc("POST /admin/origins/{name}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -115,7 +115,7 @@ func (f *FrontDoor) adminHandler() http.Handler {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&o); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want a JSON object with weight, priority, drained, enabled: " + err.Error()})
+			httpjson.Error(w, http.StatusBadRequest, "want a JSON object with weight, priority, drained, enabled: "+err.Error())
 			return
 		}
 		if err := f.SetOverride(name, o); err != nil {
@@ -123,56 +123,38 @@ func (f *FrontDoor) adminHandler() http.Handler {
 			if errors.Is(err, errUnknownRegion) {
 				code = http.StatusNotFound
 			}
-			writeJSON(w, code, map[string]string{"error": err.Error()})
+			httpjson.Error(w, code, err.Error())
 			return
 		}
 		for _, st := range f.Status().Origins {
 			if st.Name == name {
-				writeJSON(w, http.StatusOK, st)
+				httpjson.Write(w, http.StatusOK, st)
 				return
 			}
 		}
 	})
 	mux.HandleFunc("GET /admin/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, f.checker.States())
+		httpjson.Write(w, http.StatusOK, f.checker.States())
 	})
 	mux.HandleFunc("GET /admin/explain", func(w http.ResponseWriter, r *http.Request) {
 		a, err := netip.ParseAddr(r.URL.Query().Get("client"))
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "client: want an IP address, e.g. ?client=10.1.2.3"})
+			httpjson.Error(w, http.StatusBadRequest, "client: want an IP address, e.g. ?client=10.1.2.3")
 			return
 		}
-		writeJSON(w, http.StatusOK, f.Explain(a.Unmap(), r.URL.Query().Get("affinity")))
+		httpjson.Write(w, http.StatusOK, f.Explain(a.Unmap(), r.URL.Query().Get("affinity")))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(f.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	token := []byte("Bearer " + f.s.AdminToken)
+	authed := auth.Bearer(f.s.AdminToken, mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			w.Write([]byte("ok\n"))
 			return
 		}
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, token) != 1 || strings.TrimSpace(f.s.AdminToken) == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="geostamp front door"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
-			return
-		}
-		mux.ServeHTTP(w, r)
+		authed.ServeHTTP(w, r)
 	})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
 }

@@ -1,16 +1,15 @@
 package gslb
 
 import (
-	"crypto/subtle"
-	"encoding/json"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/health"
+	"github.com/geostamp/geostamp/internal/httpjson"
 )
 
 // HealthReport is the body of GET /admin/health.
@@ -50,31 +49,14 @@ func (s *Server) adminHandler() http.Handler {
 		c := r.URL.Query().Get("client")
 		a, err := netip.ParseAddr(c)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "client: want an IP address, e.g. ?client=10.1.2.3"})
+			httpjson.Error(w, http.StatusBadRequest, "client: want an IP address, e.g. ?client=10.1.2.3")
 			return
 		}
-		writeJSON(w, http.StatusOK, s.Explain(a))
+		httpjson.Write(w, http.StatusOK, s.Explain(a))
 	})
 	mux.HandleFunc("GET /admin/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Health())
+		httpjson.Write(w, http.StatusOK, s.Health())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	token := []byte("Bearer " + s.token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(strings.TrimSpace(r.Header.Get("Authorization")))
-		if subtle.ConstantTimeCompare(got, token) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="geostamp-gslb"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	return auth.Bearer(s.token, mux)
 }

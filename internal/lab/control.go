@@ -16,8 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/data"
 	"github.com/geostamp/geostamp/internal/failover"
+	"github.com/geostamp/geostamp/internal/httpjson"
 	"github.com/geostamp/geostamp/internal/stamp"
 	"github.com/geostamp/geostamp/internal/topology"
 )
@@ -48,12 +50,12 @@ func (l *Lab) listenControl() (*http.Server, net.Listener, error) {
 	mux.HandleFunc("GET /v1/regions", l.handleRegions)
 	mux.HandleFunc("POST /v1/regions/{name}/{action}", l.handleRegionAction)
 	mux.HandleFunc("GET /v1/links", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResponse(w, http.StatusOK, l.net.Links())
+		httpjson.Write(w, http.StatusOK, l.net.Links())
 	})
 	mux.HandleFunc("POST /v1/links/{a}/{b}/{action}", l.handleLinkAction)
 	mux.HandleFunc("GET /v1/data", l.handleData)
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResponse(w, http.StatusOK, l.allEvents(r.Context()))
+		httpjson.Write(w, http.StatusOK, l.allEvents(r.Context()))
 	})
 	mux.HandleFunc("GET /v1/failover", l.handleGroups)
 	mux.HandleFunc("GET /v1/failover/{service}", l.handleGroups)
@@ -61,14 +63,14 @@ func (l *Lab) listenControl() (*http.Server, net.Listener, error) {
 	mux.HandleFunc("POST /v1/data/{service}/crash", l.handleCrash)
 	mux.HandleFunc("POST /v1/pops/{name}/{action}", l.handlePOP)
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResponse(w, http.StatusOK, l.Endpoints())
+		httpjson.Write(w, http.StatusOK, l.Endpoints())
 	})
-	srv := &http.Server{Handler: requireToken(l.token, mux), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: auth.Bearer(l.token, mux), ReadHeaderTimeout: 5 * time.Second}
 	return srv, ln, nil
 }
 
 func errorJSON(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSONResponse(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
+	httpjson.Error(w, code, fmt.Sprintf(format, args...))
 }
 
 func (l *Lab) regionEndpoint(name string) RegionEndpoint {
@@ -100,7 +102,7 @@ func (l *Lab) handleRegions(w http.ResponseWriter, r *http.Request) {
 	for range l.regions {
 		<-done
 	}
-	writeJSONResponse(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 func (l *Lab) handleRegionAction(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +150,7 @@ func (l *Lab) handleRegionAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.event(Event{Kind: "region-" + action, Region: name})
-	writeJSONResponse(w, http.StatusOK, p.snapshot())
+	httpjson.Write(w, http.StatusOK, p.snapshot())
 }
 
 func (l *Lab) regionAdmin(ctx context.Context, name, action string, body []byte) error {
@@ -214,14 +216,14 @@ func (l *Lab) handleLinkAction(w http.ResponseWriter, r *http.Request) {
 		dir = a + "->" + b
 	}
 	l.event(Event{Kind: "link-" + action, Link: dir, Detail: req.Latency.String()})
-	writeJSONResponse(w, http.StatusOK, link.State())
+	httpjson.Write(w, http.StatusOK, link.State())
 }
 
 // handleData gathers every region's replication state. A secondary cut off
 // from its primary cannot know the primary's position; the control plane
 // can, so it fills PrimarySeq and LagWrites in from the primary's report.
 func (l *Lab) handleData(w http.ResponseWriter, r *http.Request) {
-	writeJSONResponse(w, http.StatusOK, l.dataStatus(r.Context()))
+	httpjson.Write(w, http.StatusOK, l.dataStatus(r.Context()))
 }
 
 func (l *Lab) dataStatus(ctx context.Context) map[string]RegionStatus {
@@ -339,9 +341,9 @@ func (l *Lab) handleFailover(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, failover.ErrRefused):
 		errorJSON(w, http.StatusConflict, "%v", err)
 	case err != nil:
-		writeJSONResponse(w, http.StatusGatewayTimeout, map[string]any{"error": err.Error(), "result": out})
+		httpjson.Write(w, http.StatusGatewayTimeout, map[string]any{"error": err.Error(), "result": out})
 	default:
-		writeJSONResponse(w, http.StatusOK, out)
+		httpjson.Write(w, http.StatusOK, out)
 	}
 }
 
@@ -389,10 +391,10 @@ func (l *Lab) handleGroups(w http.ResponseWriter, r *http.Request) {
 			errorJSON(w, http.StatusNotFound, "no primary-secondary data service %q", r.PathValue("service"))
 			return
 		}
-		writeJSONResponse(w, http.StatusOK, out[0])
+		httpjson.Write(w, http.StatusOK, out[0])
 		return
 	}
-	writeJSONResponse(w, http.StatusOK, out)
+	httpjson.Write(w, http.StatusOK, out)
 }
 
 // engineURL is where a region's data engine listens.
@@ -455,7 +457,7 @@ func (l *Lab) handleCrash(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.event(Event{Kind: "data-crash", Region: owner.Holder, Service: name, Epoch: owner.Epoch, Detail: "the primary's data engine was killed"})
-	writeJSONResponse(w, http.StatusOK, map[string]any{"service": name, "region": owner.Holder, "epoch": owner.Epoch})
+	httpjson.Write(w, http.StatusOK, map[string]any{"service": name, "region": owner.Holder, "epoch": owner.Epoch})
 }
 
 func (l *Lab) handlePOP(w http.ResponseWriter, r *http.Request) {
@@ -475,5 +477,5 @@ func (l *Lab) handlePOP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.event(Event{Kind: "pop-" + action, Region: name})
-	writeJSONResponse(w, http.StatusOK, map[string]string{"pop": name, "action": action})
+	httpjson.Write(w, http.StatusOK, map[string]string{"pop": name, "action": action})
 }

@@ -224,7 +224,7 @@ func (l *Lab) Run(ctx context.Context) error {
 	} else if err := os.WriteFile(filepath.Join(l.dir, "topology.yaml"), b, 0o644); err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
-	if err := writeJSON(filepath.Join(l.dir, "endpoints.json"), eps, 0o644); err != nil {
+	if err := writeJSONFile(filepath.Join(l.dir, "endpoints.json"), eps, 0o644); err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
 	defer os.Remove(filepath.Join(l.dir, "endpoints.json"))

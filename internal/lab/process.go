@@ -82,7 +82,7 @@ func (p *regionProc) start(ctx context.Context, timeout time.Duration) error {
 		p.mu.Unlock()
 		return fmt.Errorf("region %s is already running", p.spec.Name)
 	}
-	if err := writeJSON(p.specPath, p.spec, 0o600); err != nil {
+	if err := writeJSONFile(p.specPath, p.spec, 0o600); err != nil {
 		p.mu.Unlock()
 		return fmt.Errorf("lab: region %s: %w", p.spec.Name, err)
 	}

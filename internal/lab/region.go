@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,11 +20,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/data"
 	"github.com/geostamp/geostamp/internal/data/jetstream"
 	"github.com/geostamp/geostamp/internal/data/memstore"
 	"github.com/geostamp/geostamp/internal/data/postgres"
 	"github.com/geostamp/geostamp/internal/failover"
+	"github.com/geostamp/geostamp/internal/httpjson"
 	"github.com/geostamp/geostamp/internal/stamp"
 	"github.com/geostamp/geostamp/internal/telemetry"
 	"github.com/geostamp/geostamp/internal/witness"
@@ -313,70 +314,49 @@ func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services 
 				s.Failover = append(s.Failover, ctl.State())
 			}
 		}
-		writeJSONResponse(w, http.StatusOK, s)
+		httpjson.Write(w, http.StatusOK, s)
 	})
 	mux.HandleFunc("POST /admin/data/{service}/crash", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("service")
 		c, ok := d.crashers[name]
 		if !ok {
-			writeJSONResponse(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no primary-secondary service %q in %s", name, region)})
+			httpjson.Write(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no primary-secondary service %q in %s", name, region)})
 			return
 		}
 		if err := c.Crash(); err != nil {
-			writeJSONResponse(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			httpjson.Write(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
 		}
-		writeJSONResponse(w, http.StatusOK, map[string]string{"region": region, "service": name, "crashed": "engine"})
+		httpjson.Write(w, http.StatusOK, map[string]string{"region": region, "service": name, "crashed": "engine"})
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newReplicationCollector(region, d, services))
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux.HandleFunc("POST /admin/drain", func(w http.ResponseWriter, r *http.Request) {
 		st.SetDrained(true)
-		writeJSONResponse(w, http.StatusOK, map[string]any{"region": region, "drained": true})
+		httpjson.Write(w, http.StatusOK, map[string]any{"region": region, "drained": true})
 	})
 	mux.HandleFunc("POST /admin/fault", func(w http.ResponseWriter, r *http.Request) {
 		var f stamp.Fault
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&f); err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "invalid fault JSON: " + err.Error()})
+			httpjson.Write(w, http.StatusBadRequest, map[string]string{"error": "invalid fault JSON: " + err.Error()})
 			return
 		}
 		if err := st.SetFault(f); err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			httpjson.Write(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		writeJSONResponse(w, http.StatusOK, st.Fault())
+		httpjson.Write(w, http.StatusOK, st.Fault())
 	})
 	mux.HandleFunc("POST /admin/undrain", func(w http.ResponseWriter, r *http.Request) {
 		st.SetDrained(false)
-		writeJSONResponse(w, http.StatusOK, map[string]any{"region": region, "drained": false})
+		httpjson.Write(w, http.StatusOK, map[string]any{"region": region, "drained": false})
 	})
 	// Metrics are read-only and scraped without the token, as usual.
 	top := http.NewServeMux()
 	top.Handle("GET /metrics", metrics)
-	top.Handle("/", requireToken(token, mux))
+	top.Handle("/", auth.Bearer(token, mux))
 	return top
-}
-
-// requireToken answers 401 to requests without "Authorization: Bearer <token>".
-func requireToken(token string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="geostamp"`)
-			writeJSONResponse(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token (see token_file in endpoints.json)"})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func writeJSONResponse(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
 }
 
 func readToken(path string) (string, error) {

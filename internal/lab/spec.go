@@ -134,7 +134,9 @@ func ReadEndpoints(dir string) (*Endpoints, error) {
 	return &e, nil
 }
 
-func writeJSON(path string, v any, mode os.FileMode) error {
+// writeJSONFile writes v as indented JSON to path, atomically (a reader never
+// sees half a file).
+func writeJSONFile(path string, v any, mode os.FileMode) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/geostamp/geostamp/internal/data"
+	"github.com/geostamp/geostamp/internal/httpjson"
 )
 
 // HeaderRegion names the region that served a response. It is set on every
@@ -155,7 +156,7 @@ func (a *App) handle(fn func(ctx context.Context, r *http.Request) (int, any, er
 			a.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, status, v)
+		httpjson.Write(w, status, v)
 	}
 }
 
@@ -531,22 +532,7 @@ func (a *App) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code >= 500 {
 		a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	}
-	writeJSON(w, code, errorBody{Error: msg})
-}
-
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil { // only our own types are encoded; cannot happen
-		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
+	httpjson.Error(w, code, msg)
 }
 
 // captureWriter records a response written by the mux's internal handlers.

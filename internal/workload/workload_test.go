@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -295,7 +296,7 @@ func TestListOrders(t *testing.T) {
 
 	// Empty store.
 	r := doString(t, srv, "GET", "/orders", "")
-	if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"orders":[],"next":0}` {
+	if r.status != 200 || compact(t, r.body) != `{"orders":[],"next":0}` {
 		t.Fatalf("empty list = %d %s", r.status, r.body)
 	}
 
@@ -365,22 +366,22 @@ func TestCatalog(t *testing.T) {
 		t.Fatalf("PUT = %d %s", r.status, r.body)
 	}
 	want := `{"sku":"sku-1","name":"Widget","price":9.5,"seq":1}`
-	if got := strings.TrimSpace(string(r.body)); got != want {
+	if got := compact(t, r.body); got != want {
 		t.Errorf("PUT body = %s; want %s", got, want)
 	}
 	r = doString(t, srv, "GET", "/catalog/sku-1", "")
-	if got := strings.TrimSpace(string(r.body)); r.status != 200 || got != want {
+	if got := compact(t, r.body); r.status != 200 || got != want {
 		t.Errorf("GET = %d %s; want 200 %s", r.status, got, want)
 	}
 
 	// Overwrite; price 0 is allowed.
 	r = doString(t, srv, "PUT", "/catalog/sku-1", `{"name": "Free widget", "price": 0}`)
 	want = `{"sku":"sku-1","name":"Free widget","price":0,"seq":2}`
-	if got := strings.TrimSpace(string(r.body)); r.status != 200 || got != want {
+	if got := compact(t, r.body); r.status != 200 || got != want {
 		t.Errorf("PUT again = %d %s; want 200 %s", r.status, got, want)
 	}
 	r = doString(t, srv, "GET", "/catalog/sku-1", "")
-	if got := strings.TrimSpace(string(r.body)); got != want {
+	if got := compact(t, r.body); got != want {
 		t.Errorf("GET after overwrite = %s; want %s", got, want)
 	}
 }
@@ -514,4 +515,15 @@ func TestStatusMapping(t *testing.T) {
 			t.Errorf("status(%v) = %d; want %d", tt.err, code, tt.code)
 		}
 	}
+}
+
+// compact returns a JSON body without insignificant spaces, so that tests
+// compare the answer, not its indentation.
+func compact(t *testing.T, body []byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, body); err != nil {
+		t.Fatalf("body %q is not JSON: %v", body, err)
+	}
+	return b.String()
 }
