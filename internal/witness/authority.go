@@ -539,12 +539,36 @@ func (a *Authority) revoke(ctx context.Context, id clientv3.LeaseID) {
 	}
 }
 
-// renew is one confirmed renewal of g: a keepalive of its lease, then a
-// linearizable read that must still show g's epoch and lease. It returns
-// the TTL the holder may count from the keepalive's send time.
+// renew is one confirmed renewal of g: a linearizable read (the gate), a
+// keepalive of its lease, then a linearizable read that must still show
+// g's epoch and lease. It returns the TTL the holder may count from the
+// send time of the gate.
+//
+// Why the gate: etcd does not send a follower's keepalive through raft; the
+// follower forwards it to the leader over a plain HTTP request, which
+// carries no sender identity and therefore does not take the sender's WAN
+// link (see PeerRouter), and which needs only that the follower still hears
+// the leader. With the holder's traffic towards the leader cut one way, the
+// keepalives would still land and the lease would live on at the authority
+// although the holder can no longer renew a confirmed lease (nor the next
+// Hold). A linearizable read needs a round trip of raft messages between
+// the holder's member and the leader, and the leader's quorum: so a
+// keepalive is sent only right after that path was shown to work, and the
+// lease ends at the authority one TTL after the holder's path to the quorum
+// broke (plus at most one renewal that was in flight), in every direction.
 func (a *Authority) renew(ctx context.Context, g Grant) (time.Duration, error) {
 	ctx = clientv3.WithRequireLeader(ctx)
 	op := fmt.Sprintf("renew %s epoch %d", g.Group, g.Epoch)
+	pre, err := a.read(ctx, g.Group)
+	if err != nil {
+		return 0, a.fail(ctx, op, err)
+	}
+	if pre.epoch > g.Epoch || pre.owner != nil && (pre.owner.Lease != g.LeaseID || pre.owner.Epoch != g.Epoch) {
+		return 0, fmt.Errorf("witness: %s: %w (epoch now %d)", op, ErrFenced, pre.epoch)
+	}
+	if pre.owner == nil {
+		return 0, fmt.Errorf("witness: %s: %w: the owner record is gone at the authority", op, ErrExpired)
+	}
 	ttl, err := a.keepAliveOnce(ctx, clientv3.LeaseID(g.LeaseID))
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		if st, rerr := a.read(ctx, g.Group); rerr == nil && st.epoch > g.Epoch {

@@ -33,10 +33,16 @@
 //
 // # Timing and safety
 //
-// Each renewal of a Held is a keepalive of its etcd lease followed by a
-// linearizable read of the group that must still show the holder's epoch
-// and lease (a "confirmed renewal"). Let s be the holder's local monotonic
-// time just before it sent the keepalive of its last confirmed renewal.
+// Each renewal of a Held is a linearizable read of the group (the gate), a
+// keepalive of its etcd lease, then another linearizable read that must
+// still show the holder's epoch and lease (a "confirmed renewal"). The gate
+// is there because etcd forwards a follower's keepalive to the leader
+// outside raft, on a path a one-way cut from the holder to the leader does
+// not stop: only a keepalive sent right after a quorum read proves the
+// holder still reaches the quorum, so the lease ends at the authority one
+// TTL after the holder's path to the quorum broke, whatever the direction.
+// Let s be the holder's local monotonic time just before it sent the gate
+// of its last confirmed renewal.
 // The holder is Valid until
 //
 //	D = s + ttl − margin        (holder's clock)

@@ -43,13 +43,18 @@ func freePort(t *testing.T) string {
 
 // link is one direction of a WAN link in a test: a TCP proxy dialed from
 // site "from" that forwards to a member's peer listener. A cut closes its
-// connections and refuses new ones until healed.
+// connections and refuses new ones until healed. A hold (one-way cut, as
+// the lab's wan package does it) keeps the connections open but holds the
+// bytes of one direction until released: held[0] the dialer's bytes
+// (from -> to), held[1] the answers (to -> from).
 type link struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	cut     bool
+	held    [2]bool
+	changed chan struct{} // closed and replaced when held changes
+	conns   map[net.Conn]struct{}
 }
 
 func newLink(t *testing.T, target string) *link {
@@ -58,10 +63,37 @@ func newLink(t *testing.T, target string) *link {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &link{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	l := &link{ln: ln, target: target, conns: map[net.Conn]struct{}{}, changed: make(chan struct{})}
 	go l.serve()
 	t.Cleanup(l.close)
 	return l
+}
+
+// setHeld holds (or releases) direction d of the link.
+func (l *link) setHeld(d int, hold bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held[d] != hold {
+		l.held[d] = hold
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+}
+
+// waitOpen blocks while direction d is held; false once the link closes.
+func (l *link) waitOpen(d int) bool {
+	for {
+		l.mu.Lock()
+		held, ch, cut := l.held[d], l.changed, l.cut
+		l.mu.Unlock()
+		if !held {
+			return true
+		}
+		if cut {
+			return false
+		}
+		<-ch
+	}
 }
 
 func (l *link) addr() string { return l.ln.Addr().String() }
@@ -92,20 +124,34 @@ func (l *link) handle(c net.Conn) {
 	l.conns[c], l.conns[up] = struct{}{}, struct{}{}
 	l.mu.Unlock()
 	var wg sync.WaitGroup
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst, src net.Conn, d int) {
 		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		dst.Close()
-		src.Close()
+		defer dst.Close()
+		defer src.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && (!l.waitOpen(d) || writeAll(dst, buf[:n]) != nil) {
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
 	}
 	wg.Add(2)
-	go pipe(up, c)
-	go pipe(c, up)
+	go pipe(up, c, 0)
+	go pipe(c, up, 1)
 	wg.Wait()
 	l.mu.Lock()
 	delete(l.conns, c)
 	delete(l.conns, up)
 	l.mu.Unlock()
+}
+
+func writeAll(w io.Writer, b []byte) error {
+	_, err := w.Write(b)
+	return err
 }
 
 func (l *link) setCut(cut bool) {
@@ -116,6 +162,8 @@ func (l *link) setCut(cut bool) {
 		for c := range l.conns {
 			c.Close()
 		}
+		close(l.changed) // wakes the pipes waiting on a hold
+		l.changed = make(chan struct{})
 	}
 }
 
@@ -288,6 +336,14 @@ func (c *cluster) waitReady(n string) {
 	case <-time.After(20 * time.Second):
 		c.t.Fatalf("member %s not ready after 20s", n)
 	}
+}
+
+// holdOneWay holds (or releases) every byte from site from to site to,
+// on both links between them (the one from dials and the one to dials),
+// like a one-way cut of the lab's WAN: connections stay open.
+func (c *cluster) holdOneWay(from, to string, hold bool) {
+	c.links[[2]string{from, to}].setHeld(0, hold)
+	c.links[[2]string{to, from}].setHeld(1, hold)
 }
 
 // isolate cuts (or heals) every link to and from site n.

@@ -27,10 +27,13 @@ import (
 //
 // Requests without that header go to Default: etcd's version checks, probes,
 // and the lease renewals and TTL queries a follower forwards to the leader.
-// They do not carry raft messages, so they do not let a member cut off from
-// a quorum take part in consensus; in particular a renewal forwarded that
-// way is not confirmed by Held (which needs a quorum read), so it cannot
-// extend a holder's validity.
+// They carry no sender identity, so they do not cross the sender's WAN link:
+// a cut does not stop them. They carry no raft messages either, so they do
+// not let a member cut off from a quorum take part in consensus; but a
+// forwarded keepalive does renew the lease at the leader. Authority.renew
+// therefore sends a keepalive only right after a quorum read through the
+// raft path succeeded, so the lease ends at the authority when the holder's
+// raft traffic to the leader stops in either direction.
 //
 // Peer traffic must be plain HTTP (as in the lab). Run the router in the
 // member's process, so that it goes down with the member.

@@ -449,3 +449,116 @@ func summaries(os []Owner) []string {
 	}
 	return out
 }
+
+// TestOneWayCutEndsLease: when the holder's traffic towards the raft
+// leader's site (the witness) stops in either direction, or towards both
+// other sites, its lease at the authority ends one TTL after its last
+// renewal, and the other region acquires. The cut holds bytes like the
+// lab's (connections stay open).
+func TestOneWayCutEndsLease(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cuts [][2]string // from, to
+	}{
+		{"holder to witness", [][2]string{{"a", "w"}}},
+		{"witness to holder", [][2]string{{"w", "a"}}},
+		{"holder to both others", [][2]string{{"a", "w"}, {"a", "b"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCluster(t, "a", "b", "w")
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			c.moveLeader(ctx, "w")
+			authA, authB := c.auth("a"), c.auth("b")
+			g, err := authA.Acquire(ctx, "orders", "a", testTTL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held, err := authA.Hold(ctx, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tm := held.Timing()
+			time.Sleep(2 * tm.Renew)
+
+			cutAt := time.Now()
+			for _, k := range tc.cuts {
+				c.holdOneWay(k[0], k[1], true)
+			}
+			defer func() {
+				for _, k := range tc.cuts {
+					c.holdOneWay(k[0], k[1], false)
+				}
+			}()
+			// Like the failover controller, a keeps trying to hold the
+			// grant again once its Held has ended: those attempts must not
+			// keep the lease alive either.
+			rehold := make(chan struct{})
+			reholdDone := make(chan struct{})
+			go func() {
+				defer close(reholdDone)
+				select {
+				case <-held.Done():
+				case <-rehold:
+					return
+				}
+				for {
+					hctx, hcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+					h, err := authA.Hold(hctx, g)
+					hcancel()
+					if err == nil {
+						t.Errorf("a held its grant again across the cut (deadline %v)", h.Deadline())
+						h.Release(ctx)
+					}
+					select {
+					case <-rehold:
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+			}()
+			defer func() { close(rehold); <-reholdDone }()
+			// The authority's TTL (whole seconds), one renewal that may have
+			// been in flight at the cut, and etcd's expiry scan (every 500 ms).
+			const expiryScan = 500 * time.Millisecond
+			bound := time.Duration(ceilSeconds(tm.TTL))*time.Second + tm.Renew + expiryScan
+			var acquiredAt time.Time
+			for time.Since(cutAt) < bound+3*time.Second {
+				actx, acancel := context.WithTimeout(ctx, time.Second)
+				g2, err := authB.Acquire(actx, "orders", "b", testTTL)
+				acancel()
+				if err == nil {
+					acquiredAt = time.Now()
+					if g2.Epoch != g.Epoch+1 {
+						t.Errorf("b got epoch %d, want %d", g2.Epoch, g.Epoch+1)
+					}
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if acquiredAt.IsZero() {
+				o, _ := authB.Current(ctx, "orders")
+				t.Fatalf("b could not acquire within cut+%v; the authority still says %+v", time.Since(cutAt).Round(time.Millisecond), o)
+			}
+			lastRenew := held.Renewed()
+			t.Logf("last confirmed renewal at cut%+v; b acquired at cut+%v (bound cut+%v)",
+				lastRenew.Sub(cutAt).Round(time.Millisecond), acquiredAt.Sub(cutAt).Round(time.Millisecond), bound)
+			if d := acquiredAt.Sub(cutAt); d > bound {
+				t.Errorf("b acquired at cut+%v, later than cut+%v", d, bound)
+			}
+			if !lastRenew.Before(cutAt) {
+				t.Errorf("a renewal sent at cut+%v was confirmed across the cut", lastRenew.Sub(cutAt))
+			}
+			// a may revoke its lease once its own deadline passed (when its
+			// proposals still reach the leader), not before.
+			if dl := lastRenew.Add(tm.TTL - tm.Margin); acquiredAt.Before(dl) {
+				t.Errorf("b acquired at cut+%v, before a's deadline cut+%v", acquiredAt.Sub(cutAt), dl.Sub(cutAt))
+			}
+			select {
+			case <-held.Done():
+			case <-time.After(time.Second):
+				t.Fatal("a's Held did not end")
+			}
+		})
+	}
+}
