@@ -194,7 +194,7 @@ func cmdRegion(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var body any
 	if action == "brownout" {
-		body = stamp.Fault{Share: *share, Status: *status, Delay: stamp.Duration(*delay)}
+		body = stamp.Fault{Share: *share, Status: *status, Delay: topology.Duration(*delay)}
 	}
 	var p lab.RegionProcess
 	if err := c.Do(ctx, http.MethodPost, "/v1/regions/"+name+"/"+action, body, &p); err != nil {

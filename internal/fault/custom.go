@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -35,9 +34,6 @@ import (
 // of the failback. `geostamp drill list` names every action and its
 // arguments.
 
-// labelRE matches a DNS label, as topology names are.
-var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // LoadCustom reads and validates the custom scenario at path against t.
 func LoadCustom(path string, t *topology.Topology, primaries map[string]string) (Plan, error) {
 	b, err := os.ReadFile(path)
@@ -59,131 +55,58 @@ func ParseCustom(b []byte, t *topology.Topology, primaries map[string]string) (P
 	if t == nil {
 		return Plan{}, errors.New("fault: a custom scenario needs a topology")
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return Plan{}, &topology.FieldError{Path: "(file)", Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
-	if len(root.Content) == 0 {
-		return Plan{}, &topology.FieldError{Path: "(file)", Msg: "empty scenario"}
+	root, err := topology.ParseDocument(b, "scenario")
+	if err != nil {
+		return Plan{}, err
 	}
 	d := &decoder{}
-	pl := d.plan(root.Content[0], t)
-	if len(d.errs) > 0 {
-		return Plan{}, errors.Join(d.errs...)
+	pl := d.plan(root, t)
+	if err := d.Err(); err != nil {
+		return Plan{}, err
 	}
 	pl.derive(t, Params{Service: pl.Service, Primaries: primaries})
 	return pl, nil
 }
 
-// decoder walks the YAML nodes and collects problems with their paths.
-type decoder struct{ errs []error }
-
-func (d *decoder) add(path, format string, args ...any) {
-	d.errs = append(d.errs, &topology.FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
-}
-
-// fields checks that n is a mapping with only the given keys and returns
-// the value nodes by key.
-func (d *decoder) fields(path string, n *yaml.Node, known ...string) map[string]*yaml.Node {
-	out := map[string]*yaml.Node{}
-	if n.Kind != yaml.MappingNode {
-		d.add(orRoot(path), "want a mapping (line %d)", n.Line)
-		return out
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		at := join(path, k.Value)
-		if !slices.Contains(known, k.Value) {
-			hint := ""
-			for _, f := range known {
-				if strings.EqualFold(f, k.Value) {
-					hint = fmt.Sprintf("; did you mean %q?", f)
-				}
-			}
-			d.add(at, "unknown field (line %d)%s; fields: %s", k.Line, hint, strings.Join(known, ", "))
-			continue
-		}
-		out[k.Value] = v
-	}
-	return out
-}
-
-func (d *decoder) scalar(path string, n *yaml.Node) (string, bool) {
-	if n == nil {
-		return "", false
-	}
-	if n.Kind != yaml.ScalarNode {
-		d.add(path, "want a single value (line %d)", n.Line)
-		return "", false
-	}
-	return n.Value, true
-}
-
-func (d *decoder) duration(path string, n *yaml.Node) (time.Duration, bool) {
-	v, ok := d.scalar(path, n)
-	if !ok {
-		return 0, false
-	}
-	if v == "0" {
-		return 0, true
-	}
-	dur, err := time.ParseDuration(v)
-	if err != nil {
-		d.add(path, "%q is not a duration (write it like \"5s\" or \"250ms\")", v)
-		return 0, false
-	}
-	if dur < 0 {
-		d.add(path, "must not be negative, got %s", dur)
-		return 0, false
-	}
-	return dur, true
-}
-
-func (d *decoder) list(path string, n *yaml.Node) []*yaml.Node {
-	if n == nil {
-		return nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		d.add(path, "want a list (line %d)", n.Line)
-		return nil
-	}
-	return n.Content
-}
+// decoder walks a scenario's YAML nodes and collects problems with their
+// paths.
+type decoder struct{ topology.Walker }
 
 func (d *decoder) plan(n *yaml.Node, t *topology.Topology) Plan {
-	f := d.fields("", n, "name", "description", "service", "load", "duration", "steps", "cleanup")
+	f := d.Fields("", n, "name", "description", "service", "load", "duration", "steps", "cleanup")
 	var pl Plan
-	if v, ok := d.scalar("name", f["name"]); !ok {
+	if v, ok := d.Scalar("name", f["name"]); !ok {
 		if f["name"] == nil {
-			d.add("name", "required")
+			d.Add("name", "required")
 		}
-	} else if !labelRE.MatchString(v) {
-		d.add("name", "%q must be a lower-case DNS label (a-z, 0-9, '-')", v)
+	} else if !topology.IsLabel(v) {
+		d.Add("name", "%q must be a lower-case DNS label (a-z, 0-9, '-')", v)
 	} else if _, builtin := LookupScenario(v); builtin {
-		d.add("name", "%q is a built-in scenario; choose another name", v)
+		d.Add("name", "%q is a built-in scenario; choose another name", v)
 	} else {
 		pl.Scenario = v
 	}
-	pl.Summary, _ = d.scalar("description", f["description"])
+	pl.Summary, _ = d.Scalar("description", f["description"])
 	pl.Service = "orders"
-	if v, ok := d.scalar("service", f["service"]); ok {
+	if v, ok := d.Scalar("service", f["service"]); ok {
 		if msg := checkValue(TypeService, v, t); msg != "" {
-			d.add("service", "%s", msg)
+			d.Add("service", "%s", msg)
 		}
 		pl.Service = v
 	}
 	pl.Streams = d.load(f["load"])
 	if f["duration"] == nil {
-		d.add("duration", "required: the length of the load, e.g. 60s")
-	} else if dur, ok := d.duration("duration", f["duration"]); ok {
+		d.Add("duration", "required: the length of the load, e.g. 60s")
+	} else if v, ok := d.Duration("duration", f["duration"]); ok {
+		dur := v.D()
 		if dur < 2*MinObserve {
-			d.add("duration", "%s is too short; use at least %s", dur, 2*MinObserve)
+			d.Add("duration", "%s is too short; use at least %s", dur, 2*MinObserve)
 		}
 		pl.Duration = dur
 	}
-	steps := d.list("steps", f["steps"])
+	steps := d.List("steps", f["steps"])
 	if f["steps"] == nil || f["steps"].Kind == yaml.SequenceNode && len(steps) == 0 {
-		d.add("steps", "at least one step is required")
+		d.Add("steps", "at least one step is required")
 	}
 	var prev time.Duration
 	for i, sn := range steps {
@@ -196,15 +119,15 @@ func (d *decoder) plan(n *yaml.Node, t *topology.Topology) Plan {
 			continue // reported as required
 		}
 		if s.At < prev {
-			d.add(at+".at", "%s is before the previous step (%s): list steps in time order", s.At, prev)
+			d.Add(at+".at", "%s is before the previous step (%s): list steps in time order", s.At, prev)
 		}
 		if pl.Duration > 0 && s.At >= pl.Duration {
-			d.add(at+".at", "%s is not within the load's duration (%s)", s.At, pl.Duration)
+			d.Add(at+".at", "%s is not within the load's duration (%s)", s.At, pl.Duration)
 		}
 		prev = max(prev, s.At)
 		pl.Steps = append(pl.Steps, s)
 	}
-	for i, sn := range d.list("cleanup", f["cleanup"]) {
+	for i, sn := range d.List("cleanup", f["cleanup"]) {
 		if s, ok := d.step(fmt.Sprintf("cleanup[%d]", i), sn, t, false); ok {
 			pl.Cleanup = append(pl.Cleanup, s)
 		}
@@ -215,29 +138,29 @@ func (d *decoder) plan(n *yaml.Node, t *topology.Topology) Plan {
 func (d *decoder) load(n *yaml.Node) []Stream {
 	paths, conns := []string{PathFrontDoor}, []string{ConnPooled, ConnFresh}
 	if n != nil {
-		f := d.fields("load", n, "paths", "conns")
+		f := d.Fields("load", n, "paths", "conns")
 		read := func(key string, allowed []string, into *[]string) {
-			items := d.list("load."+key, f[key])
+			items := d.List("load."+key, f[key])
 			if f[key] == nil {
 				return
 			}
 			if len(items) == 0 {
-				d.add("load."+key, "at least one of %s", strings.Join(allowed, ", "))
+				d.Add("load."+key, "at least one of %s", strings.Join(allowed, ", "))
 				return
 			}
 			var vals []string
 			for i, it := range items {
 				at := fmt.Sprintf("load.%s[%d]", key, i)
-				v, ok := d.scalar(at, it)
+				v, ok := d.Scalar(at, it)
 				if !ok {
 					continue
 				}
 				if !slices.Contains(allowed, v) {
-					d.add(at, "%q must be one of %s", v, strings.Join(allowed, ", "))
+					d.Add(at, "%q must be one of %s", v, strings.Join(allowed, ", "))
 					continue
 				}
 				if slices.Contains(vals, v) {
-					d.add(at, "%q is listed twice", v)
+					d.Add(at, "%q is listed twice", v)
 					continue
 				}
 				vals = append(vals, v)
@@ -265,56 +188,57 @@ func (d *decoder) step(at string, n *yaml.Node, t *topology.Topology, timed bool
 	if timed {
 		known = append(known, "at", "phase")
 	}
-	before := len(d.errs)
-	f := d.fields(at, n, known...)
+	before := len(d.Errs)
+	f := d.Fields(at, n, known...)
 	var s Step
 	if timed {
 		if f["at"] == nil {
-			d.add(at+".at", "required: when the step runs, from the start of the load (e.g. 10s)")
+			d.Add(at+".at", "required: when the step runs, from the start of the load (e.g. 10s)")
 		} else {
-			s.At, _ = d.duration(at+".at", f["at"])
+			v, _ := d.Duration(at+".at", f["at"])
+			s.At = v.D()
 		}
 	}
-	action, ok := d.scalar(at+".action", f["action"])
+	action, ok := d.Scalar(at+".action", f["action"])
 	a, known2 := Lookup(action)
 	switch {
 	case f["action"] == nil:
-		d.add(at+".action", "required (actions: %s)", strings.Join(ActionNames(), ", "))
+		d.Add(at+".action", "required (actions: %s)", strings.Join(ActionNames(), ", "))
 	case ok && !known2:
-		d.add(at+".action", "unknown action %q%s (actions: %s)", action, closest(action, ActionNames()), strings.Join(ActionNames(), ", "))
+		d.Add(at+".action", "unknown action %q%s (actions: %s)", action, closest(action, ActionNames()), strings.Join(ActionNames(), ", "))
 	}
 	s.Action = action
 	s.Args = Args{}
 	if an := f["args"]; an != nil {
 		if an.Kind != yaml.MappingNode {
-			d.add(at+".args", "want a mapping such as {region: westeurope} (line %d)", an.Line)
+			d.Add(at+".args", "want a mapping such as {region: westeurope} (line %d)", an.Line)
 		} else {
 			for i := 0; i+1 < len(an.Content); i += 2 {
 				k := an.Content[i].Value
-				if v, ok := d.scalar(at+".args."+k, an.Content[i+1]); ok {
+				if v, ok := d.Scalar(at+".args."+k, an.Content[i+1]); ok {
 					s.Args[k] = v
 				}
 			}
 		}
 	}
 	if known2 {
-		d.errs = append(d.errs, a.Check(at+".args", s.Args, t)...)
+		d.Errs = append(d.Errs, a.Check(at+".args", s.Args, t)...)
 	}
-	if v, ok := d.scalar(at+".kind", f["kind"]); ok {
+	if v, ok := d.Scalar(at+".kind", f["kind"]); ok {
 		if v != KindFault && v != KindHeal && v != KindNote {
-			d.add(at+".kind", "%q must be one of fault, heal, note", v)
+			d.Add(at+".kind", "%q must be one of fault, heal, note", v)
 		}
 		s.Kind = v
 	}
-	if v, ok := d.scalar(at+".phase", f["phase"]); ok {
+	if v, ok := d.Scalar(at+".phase", f["phase"]); ok {
 		if v != PhaseFailback {
-			d.add(at+".phase", "%q must be failback (the only phase a step starts)", v)
+			d.Add(at+".phase", "%q must be failback (the only phase a step starts)", v)
 		}
 		s.Phase = v
 	}
 	// A step whose "at" could not be read is not placed on the timeline.
 	atBad := false
-	for _, e := range d.errs[before:] {
+	for _, e := range d.Errs[before:] {
 		var fe *topology.FieldError
 		if errors.As(e, &fe) && (fe.Path == at+".at" || fe.Path == at) {
 			atBad = true
@@ -365,20 +289,6 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-func join(path, field string) string {
-	if path == "" {
-		return field
-	}
-	return path + "." + field
-}
-
-func orRoot(path string) string {
-	if path == "" {
-		return "(file)"
-	}
-	return path
 }
 
 // derive fills the fields of a custom plan that follow from its steps:

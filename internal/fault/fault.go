@@ -268,11 +268,11 @@ func checkValue(typ, v string, t *topology.Topology) string {
 			return oneOf("primary-secondary data service", names)
 		}
 	case TypeDuration:
-		d, err := time.ParseDuration(v)
+		d, err := topology.ParseDuration(v)
 		switch {
 		case err != nil:
-			return fmt.Sprintf("%q is not a duration (write it like \"5s\" or \"250ms\")", v)
-		case d < 0 || d > 10*time.Minute:
+			return err.Error()
+		case d < 0 || d.D() > 10*time.Minute:
 			return fmt.Sprintf("%s is not between 0 and 10m", d)
 		}
 	case TypeShare:

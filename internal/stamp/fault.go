@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/geostamp/geostamp/internal/topology"
 )
 
 // Fault is an injected brownout: a share of the stamp's requests fail with
@@ -17,25 +19,7 @@ type Fault struct {
 	// Status answered to affected requests (e.g. 503); 0 serves them after Delay.
 	Status int `json:"status,omitempty"`
 	// Delay before an affected request is answered or served.
-	Delay Duration `json:"delay,omitempty"`
-}
-
-// Duration is a time.Duration written as "250ms" in JSON.
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Duration(d).String() + `"`), nil
-}
-
-// UnmarshalJSON reads a duration string such as "250ms".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	if len(b) < 2 || b[0] != '"' {
-		return errors.New(`want a duration string such as "250ms"`)
-	}
-	v, err := time.ParseDuration(string(b[1 : len(b)-1]))
-	*d = Duration(v)
-	return err
+	Delay topology.Duration `json:"delay,omitempty"`
 }
 
 // Validate checks the fault's fields.

@@ -18,20 +18,26 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// UnmarshalYAML accepts a Go duration string ("1m30s"); a bare 0 means zero.
+// ParseDuration reads a duration as files and API bodies write it: a Go
+// duration string such as "5s", "250ms" or "1m30s" (a bare 0 is zero).
+func ParseDuration(s string) (Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (write it like \"5s\" or \"250ms\")", s)
+	}
+	return Duration(v), nil
+}
+
+// UnmarshalYAML accepts what ParseDuration does.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: want a duration such as \"5s\"", n.Line)
 	}
-	if n.Value == "0" {
-		*d = 0
-		return nil
-	}
-	v, err := time.ParseDuration(n.Value)
+	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (write it like \"5s\" or \"250ms\")", n.Line, n.Value)
+		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
-	*d = Duration(v)
+	*d = v
 	return nil
 }
 
@@ -41,17 +47,17 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
-// UnmarshalJSON reads a duration string.
+// UnmarshalJSON reads a duration string, as ParseDuration does.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("want a duration string such as \"5s\": %w", err)
 	}
-	v, err := time.ParseDuration(s)
+	v, err := ParseDuration(s)
 	if err != nil {
 		return err
 	}
-	*d = Duration(v)
+	*d = v
 	return nil
 }
 

@@ -46,7 +46,6 @@ func (p *problems) add(path, format string, args ...any) {
 	*p = append(*p, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 var geoRE = regexp.MustCompile(`^[A-Z][A-Z0-9-]{1,15}$`)
 
 func (p *problems) label(path, v string) {

@@ -36,6 +36,8 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/stream"
 	"github.com/rs/zerolog"
+
+	"github.com/geostamp/geostamp/internal/topology"
 )
 
 // Sentinel errors; the errors returned by this package wrap them.
@@ -400,8 +402,8 @@ func (l *Link) State() LinkState {
 	st := LinkState{Name: l.name, A: l.a, B: l.b, Proxies: make([]ProxyState, 0, len(l.proxies))}
 	dir := func(d int) DirState {
 		return DirState{
-			Latency: Duration(l.dirs[d].latency),
-			Jitter:  Duration(l.dirs[d].jitter),
+			Latency: topology.Duration(l.dirs[d].latency),
+			Jitter:  topology.Duration(l.dirs[d].jitter),
 			Cut:     l.gates[d].isShut(),
 		}
 	}
