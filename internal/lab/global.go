@@ -53,7 +53,7 @@ func (l *Lab) startGlobal(ctx context.Context, ingressPort int) (*global, <-chan
 		go func() {
 			defer func() { runs <- struct{}{} }()
 			if err := run(ctx); err != nil {
-				l.log.Error("global component failed", "component", name, "err", err)
+				l.log.Error("global component failed", "part", name, "err", err)
 				errc <- fmt.Errorf("%s: %w", name, err)
 			}
 		}()
