@@ -352,7 +352,7 @@ func drillRun(ctx context.Context, scenario, file string, f *drillFlags, stdout,
 	if f.target != "" {
 		target = f.target
 	}
-	floor := drill.FloorForPlan(topo, pl)
+	floor := drill.FloorForPlan(topo, pl, f.dnsClients)
 	obj := drill.ObjectivesOf(topo.Objectives)
 	if f.dryRun {
 		fmt.Fprint(stdout, pl.Describe())

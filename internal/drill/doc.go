@@ -190,14 +190,20 @@
 // terms of a group happen one after the other, the groups at the same
 // time from the fault, so floor_rto_seconds is the largest group sum
 // (FloorSeconds; terms without a group form one group). The generator
-// computes them from the topology with FloorFor or FloorForPlan: routing —
-// front door detection Interval×(SampleSize−SuccessfulSamples+1)+Timeout,
-// or GSLB detection (Interval+Timeout)×(ToleratedFailures+1) plus the TTL
-// — and data — the promotion of an automatic failover group, its lease
-// plus its grace. These are the times the configuration allows; a measured
-// RTO below the floor is possible (passive ejection, retries, a dead
-// region refusing connections is detected without waiting for timeouts)
-// and is noted.
+// computes them from the topology, the health checker's schedule and the
+// failover controller's timing with FloorFor or FloorForPlan. Each term is
+// a lower bound, the best case: routing — front door detection
+// (SampleSize−SuccessfulSamples) × the shortest wait between probes
+// (Interval less the jitter), or GSLB detection ToleratedFailures × that
+// wait, plus the TTL less its spacing across the load's DNS clients (TTL −
+// TTL/clients: the last client cache refreshed that long before the answer
+// changed) — and data — the promotion of an automatic failover group:
+// after a lost region, its lease less one renewal period (the lease was
+// last renewed at most that long before the fault) plus the grace; after a
+// failed data engine in a live region, the controller's ReplicaDownAfter
+// plus the grace. A dead region refusing connections costs no detection on
+// the front door path (retries); the measured RTO can still come in under
+// the floor by its resolution, and that is noted.
 //
 // # Report
 //

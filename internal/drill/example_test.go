@@ -24,7 +24,7 @@ func ExampleWriter() {
 		Started:    time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
 		Rate:       rate,
 		Objectives: drill.ObjectivesOf(topo.Objectives),
-		Floor:      drill.FloorFor(topo, drill.PathFrontDoor, ""),
+		Floor:      drill.FloorFor(topo, drill.PathFrontDoor, "", 0),
 	})
 	for seq := int64(0); seq < 100; seq++ {
 		intended := int64(float64(seq) * 1e9 / rate) // ns on the run's clock
@@ -49,5 +49,5 @@ func ExampleWriter() {
 	s := drill.Analyze(h, drill.Options{})
 	fmt.Printf("rto %v s ± %v s, floor %v s, failed %d, lost %d, verdict %s\n",
 		*s.RTOSeconds, s.RTOResolutionSeconds, *s.FloorRTOSeconds, s.FailedRequests, s.LostWrites, s.Verdict)
-	// Output: rto 1.5 s ± 0.1 s, floor 2 s, failed 15, lost 0, verdict pass
+	// Output: rto 1.5 s ± 0.1 s, floor 1.8 s, failed 15, lost 0, verdict pass
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/geostamp/geostamp/internal/fault"
+	"github.com/geostamp/geostamp/internal/testenv"
 )
 
 // TestDNSClientsRespectTheTTL: the authoritative answer moves from one
@@ -33,7 +34,7 @@ func TestDNSClientsRespectTheTTL(t *testing.T) {
 	lnB, err := net.Listen("tcp", "127.0.0.2:"+port)
 	if err != nil {
 		lnA.Close()
-		t.Skipf("127.0.0.2:%s: %v (needs the whole 127/8 on loopback, as on Linux)", port, err)
+		testenv.Skip(t, "LOOPBACK", "127.0.0.2:%s: %v (needs the whole 127/8 on loopback, as on Linux)", port, err)
 	}
 	serve := func(ln net.Listener, region string) *http.Server {
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

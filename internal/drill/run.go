@@ -270,7 +270,7 @@ func (r *runner) run(ctx context.Context) error {
 		Version: Version, Scenario: pl.Scenario, Topology: topo.Name, Model: topo.Model, Regions: topo.RegionNames(),
 		Services: services, Target: cfg.Target, Started: t0.UTC(), Rate: gen.cfg.Rate, LoadStart: loadStart,
 		ReadShare: gen.cfg.ReadShare, TimeoutSeconds: gen.cfg.Timeout.Seconds(),
-		Objectives: ObjectivesOf(topo.Objectives), Floor: FloorForPlan(topo, pl),
+		Objectives: ObjectivesOf(topo.Objectives), Floor: FloorForPlan(topo, pl, load.DNSClients),
 	}
 	if err := r.w.Write(&header); err != nil {
 		return err

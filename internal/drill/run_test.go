@@ -3,6 +3,7 @@ package drill
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -133,9 +134,11 @@ func TestExecute(t *testing.T) {
 	if sum.FailedRequests < 70 || sum.FailedRequests > 90 || sum.LostWrites != 0 || sum.UnverifiedWrites != 0 || sum.AckedWrites < 50 {
 		t.Errorf("failed %d lost %d unverified %d acked %d", sum.FailedRequests, sum.LostWrites, sum.UnverifiedWrites, sum.AckedWrites)
 	}
-	// The front door and westeurope + orders' promotion: max(3.5, 15).
-	if sum.FloorRTOSeconds == nil || *sum.FloorRTOSeconds != 15 {
-		t.Errorf("floor %v", sum.FloorRTOSeconds)
+	// The killed region refuses connections (front door: 0 s), in parallel
+	// with orders' promotion: lease 5 s less one renewal period 4/3 s, then
+	// grace 10 s.
+	if sum.FloorRTOSeconds == nil || math.Abs(*sum.FloorRTOSeconds-(15-4.0/3)) > 1e-6 {
+		t.Errorf("floor %v, want 13.667", sum.FloorRTOSeconds)
 	}
 	if len(sum.FailoverSteps) != 1 || sum.FailoverSteps[0].Step != StepPromote || sum.PositionGap == nil || *sum.PositionGap != 0 {
 		t.Errorf("steps %+v gap %v", sum.FailoverSteps, sum.PositionGap)

@@ -47,12 +47,23 @@ type Config struct {
 	// ReportEvery is the period of the position reports. Default 250 ms.
 	ReportEvery time.Duration
 	// ReplicaDownAfter: a primary whose replica fails this long releases the
-	// lease so that another region can take over. Default 1 s.
+	// lease so that another region can take over. Default
+	// DefaultReplicaDownAfter.
 	ReplicaDownAfter time.Duration
 	// Logger; default discard.
 	Logger *slog.Logger
 	// OnEvent, if set, receives every event this controller emits.
 	OnEvent func(Event)
+}
+
+// DefaultReplicaDownAfter is the default of Config.ReplicaDownAfter.
+const DefaultReplicaDownAfter = time.Second
+
+// LeaseTiming is how a primary paces its witness lease of ttl when its
+// Authority has the default margin, as the lab's have: a renewal every
+// Timing.Renew, self-demotion Timing.Margin before the lease ends.
+func LeaseTiming(ttl time.Duration) (witness.Timing, error) {
+	return witness.NewAuthority(nil, "", nil).Timing(ttl)
 }
 
 func (c Config) withDefaults() Config {
@@ -72,7 +83,7 @@ func (c Config) withDefaults() Config {
 		c.ReportEvery = 250 * time.Millisecond
 	}
 	if c.ReplicaDownAfter == 0 {
-		c.ReplicaDownAfter = time.Second
+		c.ReplicaDownAfter = DefaultReplicaDownAfter
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

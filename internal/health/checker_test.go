@@ -221,6 +221,9 @@ func TestDetectionBound(t *testing.T) {
 				if delay > bound {
 					t.Errorf("detected after %s, above the documented bound %s", delay, bound)
 				}
+				if least := cfg.MinDetection(); delay < least {
+					t.Errorf("detected after %s, below MinDetection %s", delay, least)
+				}
 				if tt.want != 0 && delay != tt.want {
 					t.Errorf("detected after %s, want exactly %s", delay, tt.want)
 				}
@@ -250,6 +253,57 @@ func TestDetectionBound(t *testing.T) {
 				st, _ := h.c.State("westeurope")
 				if st.Status != StatusUnhealthy || st.Healthy || st.LastError == "" {
 					t.Errorf("state %+v, want unhealthy with an error", st)
+				}
+			})
+		})
+	}
+}
+
+// TestMinDetection: MinDetection is reached, not only respected, when the
+// target starts refusing just before a probe starts (the best case).
+func TestMinDetection(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want time.Duration
+	}{
+		{"window", Config{Interval: time.Second, Timeout: 500 * time.Millisecond, SampleSize: 4, SuccessfulSamples: 2}, 2 * time.Second},
+		{"consecutive", Config{Interval: 10 * time.Second, Timeout: 5 * time.Second, Consecutive: true, ToleratedFailures: 3}, 30 * time.Second},
+		{"consecutive/0 tolerated", Config{Interval: 10 * time.Second, Timeout: 5 * time.Second, Consecutive: true}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Jitter = -1 // as run sets it
+			if got := cfg.MinDetection(); got != tt.want {
+				t.Fatalf("MinDetection = %s, want %s", got, tt.want)
+			}
+			jittered := tt.cfg
+			jittered.Jitter = 0.1
+			if got, want := jittered.MinDetection(), tt.want*9/10; got != want {
+				t.Errorf("MinDetection with jitter 0.1 = %s, want %s", got, want)
+			}
+			synctest.Test(t, func(t *testing.T) {
+				h := run(t, tt.cfg, "a")
+				defer h.stop()
+				const early = time.Millisecond
+				h.clk.Advance(cfg.Interval - early) // the second probe starts at Interval
+				d := h.clk.Now()
+				h.script.set("a", refuse)
+				for h.c.Healthy("a") && h.clk.Now().Sub(d) <= 2*tt.want+cfg.Interval {
+					h.clk.Advance(cfg.Interval / 20)
+				}
+				var down []Event
+				for _, ev := range h.drain() {
+					if ev.To == StatusUnhealthy {
+						down = append(down, ev)
+					}
+				}
+				if len(down) != 1 {
+					t.Fatalf("%d healthy>unhealthy events, want 1", len(down))
+				}
+				if got := down[0].Time.Sub(d); got != tt.want+early {
+					t.Errorf("detected %s after the failure, want MinDetection %s + %s", got, tt.want, early)
 				}
 			})
 		})

@@ -181,6 +181,33 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// MinDetection is the least time after a target starts failing before c
+// marks it unhealthy, from a steady healthy state: every probe fails at
+// once (a refused connection), the first right after the failure, and each
+// later one starts after the shortest wait, Interval less the largest
+// jitter. The failures needed are SampleSize−SuccessfulSamples+1 (window
+// rule) or ToleratedFailures+1 (consecutive rule), so the wait counts one
+// time fewer. It is the lower bound matching the upper bounds of the
+// package documentation.
+func (c Config) MinDetection() time.Duration {
+	c.setDefaults()
+	waits := c.ToleratedFailures
+	if !c.Consecutive {
+		waits = c.SampleSize - c.SuccessfulSamples
+	}
+	return c.MinWait() * time.Duration(waits)
+}
+
+// MinWait is the shortest wait between the starts of two probes of a
+// healthy target: Interval less the largest jitter.
+func (c Config) MinWait() time.Duration {
+	c.setDefaults()
+	if c.Jitter <= 0 {
+		return c.Interval
+	}
+	return c.Interval - time.Duration(float64(c.Interval)*c.Jitter)
+}
+
 // Validate reports every problem of c at once (errors.Join), each prefixed
 // with its field path. It is pure and meant for a Config whose defaults are
 // filled in (New does both).

@@ -242,20 +242,31 @@ func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 	c.Report("t1", ConnectError) // publishing after every cancel is fine
 }
 
+// TestConcurrentUse runs the request path (Healthy, RTT, Report)
+// concurrently with probing, SetTargets and snapshots (under -race in CI),
+// then checks what must hold whatever the interleaving: the probe schedule
+// is untouched, the ejection cap and the restore order held, the counts in
+// the snapshots match the events, and the checker still decides correctly.
 func TestConcurrentUse(t *testing.T) {
-	// Exercised under -race: the request path (Healthy, RTT, Report) runs
-	// concurrently with probing, SetTargets and snapshots.
 	synctest.Test(t, func(t *testing.T) {
-		h := run(t, Config{Interval: time.Second, Outlier: Outlier{ConsecutiveErrors: 2}}, "a", "b", "c")
+		names := []string{"a", "b", "c"}
+		h := run(t, Config{Interval: time.Second, Outlier: Outlier{ConsecutiveErrors: 2}}, names...)
 		defer h.stop()
+		h.script.setLatency("a", 3*time.Millisecond)
+		// The same targets again: SetTargets must keep their state.
+		same := make([]Target, len(names))
+		for i, n := range names {
+			same[i] = Target{Name: n, URL: "http://" + n + "/health/stamp"}
+		}
 		var wg sync.WaitGroup
 		for i := range 4 {
 			wg.Go(func() {
 				for j := range 200 {
-					name := []string{"a", "b", "c"}[j%3]
+					name := names[j%3]
 					h.c.Healthy(name)
 					h.c.RTT(name)
-					if (i+j)%5 == 0 {
+					// Worker 0 fails every request to c: c gets ejected.
+					if (i+j)%5 == 0 || i == 0 && name == "c" {
 						h.c.Report(name, ServerError)
 					} else {
 						h.c.Report(name, Success)
@@ -266,13 +277,84 @@ func TestConcurrentUse(t *testing.T) {
 		wg.Go(func() {
 			for range 20 {
 				h.c.States()
-				_ = h.c.SetTargets([]Target{{Name: "a", URL: "http://a/"}, {Name: "b", URL: "http://b/"}, {Name: "c", URL: "http://c/"}})
+				if err := h.c.SetTargets(same); err != nil {
+					t.Error(err)
+				}
 			}
 		})
 		for range 20 {
 			h.clk.Advance(time.Second)
 		}
 		wg.Wait()
+
+		// Probing went on at its cadence: one probe a second from 0 to 20 s.
+		var want []time.Duration
+		for s := range 21 {
+			want = append(want, time.Duration(s)*time.Second)
+		}
+		for _, n := range names {
+			if got := h.script.startsOf(n); !slices.Equal(got, want) {
+				t.Errorf("%s: probe starts %v, want every second from 0 to 20s", n, got)
+			}
+		}
+		// Ejections: at most max(1, 0.5×3) = 1 at a time, each ended by a
+		// restore before the next, and as many as the snapshots count.
+		ejections := map[string]int{}
+		out, open := 0, map[string]bool{}
+		for _, ev := range h.drain() {
+			switch ev.To {
+			case StatusEjected:
+				if open[ev.Target] {
+					t.Errorf("%s ejected twice without a restore", ev.Target)
+				}
+				open[ev.Target] = true
+				ejections[ev.Target]++
+				if out++; out > 1 {
+					t.Errorf("%d targets ejected at once at %s, above the cap of 1", out, ev.Time.Sub(t0))
+				}
+			case StatusRestored:
+				if !open[ev.Target] {
+					t.Errorf("%s restored without an ejection", ev.Target)
+				}
+				open[ev.Target] = false
+				out--
+			}
+		}
+		t.Logf("ejections during the concurrent phase: %v", ejections)
+		if ejections["c"] == 0 {
+			t.Error("c was never ejected, though worker 0 failed all its requests to it")
+		}
+		for _, st := range h.c.States() {
+			if st.Status != StatusHealthy || st.Ejected != open[st.Name] || st.Healthy != !st.Ejected {
+				t.Errorf("%s: status %s ejected %v healthy %v, want healthy probes and ejected %v", st.Name, st.Status, st.Ejected, st.Healthy, open[st.Name])
+			}
+			if st.Ejections != ejections[st.Name] {
+				t.Errorf("%s: %d ejections in the snapshot, %d in the events", st.Name, st.Ejections, ejections[st.Name])
+			}
+			if !slices.Equal(st.Recent, []bool{true, true, true, true}) {
+				t.Errorf("%s: recent %v, want the last 4 probes passed", st.Name, st.Recent)
+			}
+		}
+		if rtt := h.c.RTT("a"); rtt != 3*time.Millisecond {
+			t.Errorf("RTT(a) = %s, want the scripted 3ms", rtt)
+		}
+		// The passive rule still counts from a success: one error is
+		// tolerated, the second in a row ejects (unless another target is
+		// out, as the cap allows one).
+		for _, n := range names {
+			h.c.Report(n, Success)
+			h.c.Report(n, ServerError)
+			if st, _ := h.c.State(n); st.Ejected != open[n] {
+				t.Errorf("%s: one error after a success changed ejected to %v", n, st.Ejected)
+			}
+		}
+		h.clk.Advance(DefaultMaxEjectFor) // every ejection has ended
+		h.drain()
+		h.c.Report("b", ServerError)
+		h.c.Report("b", ServerError)
+		if !ejected(h.c, "b") {
+			t.Error("b not ejected after two errors in a row")
+		}
 	})
 }
 
