@@ -579,7 +579,8 @@ func TestCloseEndsHeldStreams(t *testing.T) {
 }
 
 // TestConcurrentChanges changes latency and cuts while data flows, then
-// checks that every message came back whole and in order.
+// checks that every message came back whole and in order, and that the
+// link ends in the state of the last changes.
 func TestConcurrentChanges(t *testing.T) {
 	t.Parallel()
 	n := newNet(t)
@@ -593,9 +594,11 @@ func TestConcurrentChanges(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
 	var wg sync.WaitGroup
+	var last time.Duration // the latency set last; read after wg.Wait
 	wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			if err := l.SetLatency("a", "b", time.Duration(i%3)*time.Millisecond, time.Millisecond); err != nil {
+			last = time.Duration(i%3) * time.Millisecond
+			if err := l.SetLatency("a", "b", last, time.Millisecond); err != nil {
 				t.Error(err)
 				return
 			}
@@ -610,12 +613,20 @@ func TestConcurrentChanges(t *testing.T) {
 		}
 	})
 
-	for i := 0; ctx.Err() == nil; i++ {
-		roundTrip(t, c, strings.Repeat(string(rune('a'+i%26)), 1+i%2000))
+	trips := 0
+	for ; ctx.Err() == nil; trips++ {
+		roundTrip(t, c, strings.Repeat(string(rune('a'+trips%26)), 1+trips%2000))
 	}
 	wg.Wait()
 	l.HealBoth()
 	roundTrip(t, c, "end")
+	if trips == 0 {
+		t.Error("no round trip while the link changed")
+	}
+	st := l.State()
+	if st.AToB.Cut || st.BToA.Cut || time.Duration(st.AToB.Latency) != last || time.Duration(st.AToB.Jitter) != time.Millisecond {
+		t.Errorf("final state %+v, want healed with a→b latency %s and jitter 1ms", st, last)
+	}
 }
 
 func TestStateJSON(t *testing.T) {
