@@ -99,16 +99,35 @@ type Replica interface {
 	// means (it must work while the region is cut off), and returns the
 	// final local position. Idempotent.
 	Fence(ctx context.Context) (uint64, error)
-	// Promote makes the local replica the writable primary of epoch: it
-	// stops following and accepts writes addressed to epoch. Idempotent for
-	// the same epoch.
-	Promote(ctx context.Context, epoch uint64) error
+	// Promote makes the local replica the writable primary of epoch under
+	// lease: it stops following and accepts writes addressed to epoch. It
+	// checks lease.Valid() right before acknowledging each write and
+	// acknowledges none once it is false, and it fences itself (as Fence)
+	// when lease.Done() closes, whatever its controller is doing. A nil
+	// lease is never checked (engine tests without a witness). Idempotent
+	// for the same epoch; a repeated call replaces the lease.
+	Promote(ctx context.Context, epoch uint64, lease Lease) error
 	// Follow makes the local replica a secondary of primary at epoch and
 	// routes writes there. A replica that was primary or fenced rejoins: it
 	// discards its divergent tail (the writes the new primary's history
 	// lacks) and returns how many writes it discarded. Idempotent.
 	Follow(ctx context.Context, primary string, epoch uint64) (discarded uint64, err error)
 }
+
+// Lease is a primary's witness lease as its write path sees it
+// (*witness.Held implements it). Valid costs an atomic load and a
+// monotonic clock read, no I/O; it turns false at the holder's deadline
+// (lease − margin after its last confirmed renewal) and stays false. Done
+// is closed once the lease has ended.
+type Lease interface {
+	Valid() bool
+	Done() <-chan struct{}
+}
+
+// ErrLeaseEnded means a primary's lease ended before it could acknowledge
+// a write: the write was refused, or its outcome is unknown (errors wrap
+// ErrFenced or ErrUnavailable too, saying which).
+var ErrLeaseEnded = errors.New("primary's lease ended")
 
 // Rebuilder is implemented by replicas that may rebuild their copy when
 // they rejoin (JetStream recreates a mirror from scratch). RebuildTarget is

@@ -588,7 +588,11 @@ func (c *Controller) hold(ctx context.Context, g witness.Grant) bool {
 
 func (c *Controller) promote(ctx context.Context, epoch uint64, mode string, gap uint64, why string) {
 	start := time.Now()
-	if err := c.cfg.Replica.Promote(ctx, epoch); err != nil {
+	var lease data.Lease
+	if c.held != nil {
+		lease = c.held // the replica checks it before each acknowledgement
+	}
+	if err := c.cfg.Replica.Promote(ctx, epoch, lease); err != nil {
 		c.logFailure("promote", err)
 		return
 	}

@@ -47,7 +47,8 @@ type memReplica struct {
 	epoch     uint64
 	primary   string
 	down      bool
-	rebuildTo uint64 // data.Rebuilder
+	rebuildTo uint64     // data.Rebuilder
+	lease     data.Lease // checked by Put, as the engines do
 }
 
 func (r *memReplica) RebuildTarget() uint64 {
@@ -104,7 +105,7 @@ func (r *memReplica) Put(ctx context.Context, key string, value []byte) (data.Re
 	if p.down || (target != r.region && (n.cut[target] || n.cut[r.region])) {
 		return data.Record{}, data.ErrUnavailable
 	}
-	if p.role != data.RolePrimary || p.epoch != epoch {
+	if p.role != data.RolePrimary || p.epoch != epoch || p.lease != nil && !p.lease.Valid() {
 		return data.Record{}, data.ErrFenced
 	}
 	n.logs[target] = append(n.logs[target], key)
@@ -146,10 +147,10 @@ func (r *memReplica) Fence(ctx context.Context) (uint64, error) {
 	return uint64(len(r.n.logs[r.region])), nil
 }
 
-func (r *memReplica) Promote(ctx context.Context, epoch uint64) error {
+func (r *memReplica) Promote(ctx context.Context, epoch uint64, lease data.Lease) error {
 	r.n.mu.Lock()
 	defer r.n.mu.Unlock()
-	r.role, r.epoch, r.primary = data.RolePrimary, epoch, r.region
+	r.role, r.epoch, r.primary, r.lease = data.RolePrimary, epoch, r.region, lease
 	return nil
 }
 

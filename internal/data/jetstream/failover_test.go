@@ -105,8 +105,8 @@ func TestDecisionErrors(t *testing.T) {
 		call func() error
 		want string
 	}{
-		{"promote epoch 0", func() error { return r.Promote(ctxT(t, time.Second), 0) }, "epoch 0 is not a valid epoch"},
-		{"promote stale", func() error { return r.Promote(ctxT(t, time.Second), 2) }, "stale epoch 2: epoch 3 already seen"},
+		{"promote epoch 0", func() error { return r.Promote(ctxT(t, time.Second), 0, nil) }, "epoch 0 is not a valid epoch"},
+		{"promote stale", func() error { return r.Promote(ctxT(t, time.Second), 2, nil) }, "stale epoch 2: epoch 3 already seen"},
 		{"follow itself", func() error { _, err := r.Follow(ctxT(t, time.Second), "A", 4); return err }, "cannot follow itself"},
 		{"follow stale", func() error { _, err := r.Follow(ctxT(t, time.Second), "B", 2); return err }, "stale epoch 2"},
 		{"follow another primary at our epoch", func() error { _, err := r.Follow(ctxT(t, time.Second), "B", 3); return err }, "epoch 3 belongs to A, not B"},
@@ -226,7 +226,7 @@ func TestPromoteMirrorAndFollowBack(t *testing.T) {
 		t.Fatalf("A fenced at %d, want 5", pos)
 	}
 	promote(t, b, 2)
-	if err := replica(t, b).Promote(ctxT(t, time.Second), 2); err != nil {
+	if err := replica(t, b).Promote(ctxT(t, time.Second), 2, nil); err != nil {
 		t.Fatalf("second Promote(2): %v", err)
 	}
 	st := sb.Status(ctxT(t, time.Second))
@@ -400,12 +400,19 @@ func syncServices(primary string, regions ...string) []Service {
 	return []Service{{Name: "orders", Primary: primary, Replication: ReplicationSync, Regions: regions}}
 }
 
+// syncPair starts A and B with a sync service whose initial primary is A,
+// B reaching A through link.
+func syncPair(t *testing.T) (a, b *running, link *linkProxy) {
+	a = start(t, Config{Region: "A", Dir: t.TempDir(), Services: syncServices("A", "A", "B")})
+	link = newLinkProxy(t, a.LeafAddr())
+	b = start(t, Config{Region: "B", Dir: t.TempDir(), Remotes: []string{link.Addr()}, Services: syncServices("A", "A", "B")})
+	eventually(t, 5*time.Second, "B linked to A", upstream(b, "A"))
+	return a, b, link
+}
+
 func TestSyncReplication(t *testing.T) {
 	t.Parallel()
-	a := start(t, Config{Region: "A", Dir: t.TempDir(), Services: syncServices("A", "A", "B")})
-	link := newLinkProxy(t, a.LeafAddr())
-	b := start(t, Config{Region: "B", Dir: t.TempDir(), Remotes: []string{link.Addr()}, Services: syncServices("A", "A", "B")})
-	eventually(t, 5*time.Second, "B linked to A", upstream(b, "A"))
+	a, b, link := syncPair(t)
 	promote(t, a, 1)
 	follow(t, b, "A", 1)
 	sa, sb, rb := store(t, a), store(t, b), replica(t, b)
@@ -509,7 +516,7 @@ func TestCrash(t *testing.T) {
 	_, calls["List"] = ra.List(ctx, 0, 10)
 	_, calls["Position"] = ra.Position(ctx)
 	_, calls["Fence"] = ra.Fence(ctx)
-	calls["Promote"] = ra.Promote(ctx, 2)
+	calls["Promote"] = ra.Promote(ctx, 2, nil)
 	_, calls["Follow"] = ra.Follow(ctx, "B", 2)
 	for name, err := range calls {
 		if !errors.Is(err, data.ErrUnavailable) || !strings.Contains(err.Error(), "crashed") {

@@ -76,12 +76,17 @@ func (s *service) Position(ctx context.Context) (uint64, error) {
 func (s *service) Fence(ctx context.Context) (uint64, error) {
 	s.op.Lock()
 	defer s.op.Unlock()
+	return s.fenceLocked(ctx)
+}
+
+// fenceLocked is Fence; callers hold s.op.
+func (s *service) fenceLocked(ctx context.Context) (uint64, error) {
 	_, nc, js := s.e.conn()
 	if nc == nil {
 		return 0, fmt.Errorf("jetstream: fence %s: %w: %s", s.name, data.ErrUnavailable, s.e.downReason())
 	}
 	s.mu.Lock()
-	s.role, s.verified = data.RoleFenced, false
+	s.role, s.verified, s.lease = data.RoleFenced, false, nil
 	s.mu.Unlock()
 	s.tracker.reset()
 
@@ -150,7 +155,7 @@ func (s *service) barrier(ctx context.Context, nc *nats.Conn) (uint64, error) {
 // be promoted automatically (data.Rebuilder); 0 when it never rebuilt.
 func (s *service) RebuildTarget() uint64 { return s.rebuildTo.Load() }
 
-func (s *service) Promote(ctx context.Context, epoch uint64) error {
+func (s *service) Promote(ctx context.Context, epoch uint64, lease data.Lease) error {
 	s.op.Lock()
 	defer s.op.Unlock()
 	defer s.rebuildTo.Store(0) // a primary's history is the reference
@@ -206,12 +211,46 @@ func (s *service) Promote(ctx context.Context, epoch uint64) error {
 	changed := s.role != data.RolePrimary || s.epoch != epoch
 	s.role, s.epoch, s.primary, s.maxEpoch, s.owner, s.verified = data.RolePrimary, epoch, s.region, epoch, s.region, false
 	s.note = ""
+	s.lease = lease
 	s.mu.Unlock()
 	if changed {
 		s.tracker.reset()
 	}
+	if lease != nil {
+		go s.watchLease(lease)
+	}
 	s.ensureMirrorConsumers(ctx, nc)
 	return nil
+}
+
+// watchLease fences the replica as soon as lease ends, unless a Fence,
+// Follow or Promote replaced it first: the stream then stops taking writes
+// from other regions too (their acknowledgements come from the stream, not
+// from Put here), without waiting for the controller's next step.
+func (s *service) watchLease(lease data.Lease) {
+	life := s.e.lifeContext()
+	select {
+	case <-lease.Done():
+	case <-life.Done():
+		return
+	}
+	start := time.Now()
+	s.op.Lock()
+	defer s.op.Unlock()
+	s.mu.RLock()
+	current := s.lease == lease
+	s.mu.RUnlock()
+	if !current {
+		return
+	}
+	ctx, cancel := context.WithTimeout(life, followTimeout)
+	defer cancel()
+	pos, err := s.fenceLocked(ctx)
+	if err != nil {
+		s.e.log.Warn("jetstream: lease ended; fence failed", "service", s.name, "err", err)
+		return
+	}
+	s.e.log.Info("jetstream: lease ended: fenced", "service", s.name, "position", pos, "ms", time.Since(start).Milliseconds())
 }
 
 // ensureMirrorConsumers creates on the local stream the durable consumer
@@ -278,7 +317,7 @@ func (s *service) Follow(ctx context.Context, primary string, epoch uint64) (uin
 	}
 	changed := s.primary != primary || s.epoch != epoch
 	s.role, s.primary, s.epoch, s.maxEpoch, s.owner, s.verified = data.RoleSecondary, primary, epoch, epoch, primary, false
-	s.note = ""
+	s.note, s.lease = "", nil
 	s.mu.Unlock()
 	if changed {
 		s.tracker.reset()

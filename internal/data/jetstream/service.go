@@ -89,6 +89,10 @@ type service struct {
 	// history of (primary, epoch), so Follow has nothing left to do.
 	verified bool
 	note     string // what setup did to the stream found on disk
+	// lease is the witness lease of the epoch this region is primary at
+	// (nil when not primary, or promoted without one): Put checks it
+	// before acknowledging, watchLease fences when it ends.
+	lease data.Lease
 }
 
 var (
@@ -367,12 +371,16 @@ func (s *service) Put(ctx context.Context, key string, value []byte) (data.Recor
 	if nc == nil {
 		return data.Record{}, fmt.Errorf("jetstream: put %s: %w: %s", s.name, data.ErrUnavailable, s.e.downReason())
 	}
-	role, epoch, primary := s.state()
-	switch role {
-	case "":
+	s.mu.RLock()
+	role, epoch, primary, lease := s.role, s.epoch, s.primary, s.lease
+	s.mu.RUnlock()
+	switch {
+	case role == "":
 		return data.Record{}, fmt.Errorf("jetstream: put %s: %w: no primary known yet", s.name, data.ErrUnavailable)
-	case data.RoleFenced:
+	case role == data.RoleFenced:
 		return data.Record{}, fmt.Errorf("jetstream: put %s: %w", s.name, data.ErrFenced)
+	case lease != nil && !lease.Valid():
+		return data.Record{}, fmt.Errorf("jetstream: put %s at epoch %d: %w: %w", s.name, epoch, data.ErrFenced, data.ErrLeaseEnded)
 	}
 	ack, err := js.Publish(ctx, s.writeSubject(epoch, tok), value, jetstream.WithExpectStream(s.stream))
 	if err != nil {
@@ -395,6 +403,12 @@ func (s *service) Put(ctx context.Context, key string, value []byte) (data.Recor
 	} else {
 		rec.Time = s.now().UTC()
 		s.e.log.Debug("jetstream: put: primary timestamp not read back", "service", s.name, "seq", ack.Sequence, "err", err)
+	}
+	// Last, right before the acknowledgement: a primary whose lease ended
+	// meanwhile (say while the sync wait blocked) acknowledges nothing.
+	if lease != nil && !lease.Valid() {
+		return data.Record{}, fmt.Errorf("jetstream: put %s: %w: %w: stored at seq %d, but the lease ended before the acknowledgement",
+			s.name, data.ErrUnavailable, data.ErrLeaseEnded, ack.Sequence)
 	}
 	return rec, nil
 }

@@ -27,15 +27,27 @@ const settleTimeout = 5 * time.Second
 // idempotent; it fails with data.ErrUnavailable when the instance is down
 // (which takes no writes either).
 func (r *replica) Fence(ctx context.Context) (uint64, error) {
+	return r.fence(ctx, nil)
+}
+
+// fence is Fence; with only set, it does nothing unless only is still the
+// service's lease once it holds the op lock (watchLease).
+func (r *replica) fence(ctx context.Context, only data.Lease) (uint64, error) {
 	e := r.e
 	start := time.Now()
-	e.setFenced()
+	if only == nil {
+		e.setFenced()
+	}
 	ctx, cancel := e.opContext(ctx)
 	defer cancel()
 	if err := e.lockOp(ctx); err != nil {
 		return 0, err
 	}
 	defer e.unlockOp()
+	if only != nil && r.currentLease() != only {
+		return 0, nil // replaced meanwhile
+	}
+	r.setLease(nil)
 	e.setFenced() // again: an operation that held the lock may have cleared it
 	if err := e.fenceDB(ctx); err != nil {
 		return 0, r.errorf("fence", "%w", err)
@@ -123,7 +135,7 @@ func (e *Engine) settle(ctx context.Context, want string) error {
 // writes go to the local instance. On an instance that is already primary
 // (a re-grant at a new epoch) only the epoch and the fencing change. It is
 // idempotent, and refuses an epoch older than the service's.
-func (r *replica) Promote(ctx context.Context, epoch uint64) error {
+func (r *replica) Promote(ctx context.Context, epoch uint64, lease data.Lease) error {
 	e := r.e
 	if epoch == 0 {
 		return r.errorf("promote", "epoch must be at least 1")
@@ -141,6 +153,10 @@ func (r *replica) Promote(ctx context.Context, epoch uint64) error {
 	same := e.role == rolePrimary && !e.fenced && !e.dbFenced && e.route == e.cfg.Region
 	e.mu.RUnlock()
 	if same && r.currentEpoch() == epoch {
+		r.setLease(lease)
+		if lease != nil {
+			go r.watchLease(lease)
+		}
 		return nil
 	}
 	if live && !running && (plan == nil || !plan.needBase) {
@@ -225,11 +241,37 @@ func (r *replica) Promote(ctx context.Context, epoch uint64) error {
 		return r.errorf("promote", "%w", err)
 	}
 	r.mu.Lock()
-	r.epoch, r.followed, r.discarded = epoch, followKey{}, 0
+	r.epoch, r.followed, r.discarded, r.lease = epoch, followKey{}, 0, lease
 	r.mu.Unlock()
+	if lease != nil {
+		go r.watchLease(lease)
+	}
 	e.log.Info("postgres: promoted", "service", r.svc.Name, "epoch", epoch, "fork_seq", forkSeq,
 		"was_standby", promoted, "ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+// watchLease fences the instance as soon as lease ends, unless a Fence,
+// Follow or Promote replaced it first: sessions of other regions' writers
+// are terminated then, so their commits are not acknowledged either,
+// without waiting for the controller's next step.
+func (r *replica) watchLease(lease data.Lease) {
+	select {
+	case <-lease.Done():
+	case <-r.e.life.Done():
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if r.currentLease() != lease {
+		return
+	}
+	if _, err := r.fence(ctx, lease); err != nil {
+		r.e.log.Warn("postgres: lease ended; fence failed", "service", r.svc.Name, "err", err)
+		return
+	}
+	r.e.log.Info("postgres: lease ended: fenced", "service", r.svc.Name, "ms", time.Since(start).Milliseconds())
 }
 
 // serviceEpoch reads the epoch of service (0 when it has none yet).
@@ -299,7 +341,7 @@ func (r *replica) Follow(ctx context.Context, primary string, epoch uint64) (uin
 	defer e.unlockOp()
 
 	r.mu.Lock()
-	r.epoch = epoch
+	r.epoch, r.lease = epoch, nil
 	r.mu.Unlock()
 	e.mu.Lock()
 	if !e.live {

@@ -19,7 +19,7 @@ func (l *lab) bootstrap(primary string, services []Service) {
 	l.t.Helper()
 	for _, s := range services {
 		d := timed(func() {
-			if err := l.replica(primary, s.Name).Promote(ctxT(l.t, 30*time.Second), 1); err != nil {
+			if err := l.replica(primary, s.Name).Promote(ctxT(l.t, 30*time.Second), 1, nil); err != nil {
 				l.t.Fatalf("Promote %s in %s: %v", s.Name, primary, err)
 			}
 		})
@@ -77,7 +77,7 @@ func TestFreshInstanceHasNoRole(t *testing.T) {
 	if st.Role != data.RoleFenced || st.Writable || !st.Readable || st.Primary != "" {
 		t.Fatalf("Status before any role: %+v", st)
 	}
-	if err := a.Promote(ctxT(t, 10*time.Second), 1); err != nil {
+	if err := a.Promote(ctxT(t, 10*time.Second), 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	rec := put(t, a, "k", "v")
@@ -179,11 +179,11 @@ func TestPlannedSwitchover(t *testing.T) {
 	}
 	catchUp := timed(func() { positionIs(t, b, pos, 20*time.Second) })
 	promote := timed(func() {
-		if err := b.Promote(ctxT(t, 30*time.Second), 2); err != nil {
+		if err := b.Promote(ctxT(t, 30*time.Second), 2, nil); err != nil {
 			t.Fatalf("Promote B: %v", err)
 		}
 	})
-	if err := b.Promote(ctxT(t, 30*time.Second), 2); err != nil {
+	if err := b.Promote(ctxT(t, 30*time.Second), 2, nil); err != nil {
 		t.Fatalf("Promote B again (idempotent): %v", err)
 	}
 	var n uint64
@@ -229,7 +229,7 @@ func TestPlannedSwitchover(t *testing.T) {
 	if _, err := a.Put(ctxT(t, 5*time.Second), "stale", nil); !errors.Is(err, data.ErrFenced) {
 		t.Fatalf("write addressed to epoch 1 at B: %v, want ErrFenced", err)
 	}
-	if err := b.Promote(ctxT(t, 5*time.Second), 1); err == nil {
+	if err := b.Promote(ctxT(t, 5*time.Second), 1, nil); err == nil {
 		t.Fatal("Promote B at the older epoch 1 succeeded")
 	}
 	if pos, _ := b.Position(ctxT(t, 2*time.Second)); pos != 7 {
@@ -241,7 +241,7 @@ func TestPlannedSwitchover(t *testing.T) {
 	if pos, err := b.Fence(ctxT(t, 10*time.Second)); err != nil || pos != 7 {
 		t.Fatalf("Fence B: %d, %v", pos, err)
 	}
-	if err := a.Promote(ctxT(t, 30*time.Second), 3); err != nil {
+	if err := a.Promote(ctxT(t, 30*time.Second), 3, nil); err != nil {
 		t.Fatalf("Promote A: %v", err)
 	}
 	l.nodes["B"].failRewind = true
@@ -285,7 +285,7 @@ func TestForcedFailover(t *testing.T) {
 
 	// B takes over; C follows it; writes resume from B's position.
 	promote := timed(func() {
-		if err := b.Promote(ctxT(t, 30*time.Second), 2); err != nil {
+		if err := b.Promote(ctxT(t, 30*time.Second), 2, nil); err != nil {
 			t.Fatalf("Promote B: %v", err)
 		}
 	})
@@ -402,7 +402,7 @@ func TestSyncReplication(t *testing.T) {
 
 	// A new epoch for events at A: B's writes addressed to the old one are
 	// refused (the async write path of a sync instance), until B follows.
-	if err := ev.Promote(ctxT(t, 10*time.Second), 2); err != nil {
+	if err := ev.Promote(ctxT(t, 10*time.Second), 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	evB := l.replica("B", "events")
@@ -440,7 +440,7 @@ func TestCrashAndRestart(t *testing.T) {
 		"Get":       second(a.Get(ctx, "k0")),
 		"Position":  second(a.Position(ctx)),
 		"Fence":     second(a.Fence(ctx)),
-		"Promote":   a.Promote(ctx, 2),
+		"Promote":   a.Promote(ctx, 2, nil),
 		"Follow":    second(a.Follow(ctx, "B", 2)),
 		"Put via B": second(b.Put(ctx, "x", nil)),
 	} {
@@ -460,7 +460,7 @@ func TestCrashAndRestart(t *testing.T) {
 	if st := a.Status(ctxT(t, 2*time.Second)); st.Role != data.RoleFenced || st.LastSeq != 3 || st.Writable {
 		t.Fatalf("Status after restart: %+v", st)
 	}
-	if err := a.Promote(ctxT(t, 10*time.Second), 2); err != nil {
+	if err := a.Promote(ctxT(t, 10*time.Second), 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	// B restarts too, still a standby of A: it follows A without a rewind.

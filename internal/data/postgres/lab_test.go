@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/geostamp/geostamp/internal/data"
 	"github.com/geostamp/geostamp/internal/wan"
 
+	"github.com/geostamp/geostamp/internal/testenv"
 	"github.com/geostamp/geostamp/internal/testlog"
 )
 
@@ -25,10 +25,7 @@ var pgDebug = flag.Bool("pgdebug", false, "log the engines' debug output (Postgr
 func requirePostgres(t *testing.T) {
 	t.Helper()
 	if _, err := FindBinDir(""); err != nil {
-		if os.Getenv("GEOSTAMP_REQUIRE_POSTGRES") == "1" {
-			t.Fatalf("GEOSTAMP_REQUIRE_POSTGRES=1: %v", err)
-		}
-		t.Skipf("skipping: %v (set GEOSTAMP_REQUIRE_POSTGRES=1 to make this a failure)", err)
+		testenv.Skip(t, "POSTGRES", "PostgreSQL not installed: %v", err)
 	}
 }
 

@@ -42,6 +42,22 @@ type replica struct {
 	// returns the same count.
 	followed  followKey
 	discarded uint64
+	// lease is the witness lease of the epoch the local instance is
+	// primary at (nil otherwise, or when promoted without one): Put checks
+	// it before acknowledging a local write, watchLease fences when it ends.
+	lease data.Lease
+}
+
+func (r *replica) currentLease() data.Lease {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lease
+}
+
+func (r *replica) setLease(l data.Lease) {
+	r.mu.Lock()
+	r.lease = l
+	r.mu.Unlock()
 }
 
 type followKey struct {
@@ -103,6 +119,10 @@ func (r *replica) Put(ctx context.Context, key string, value []byte) (data.Recor
 	route, fenced, w, down := e.route, e.fenced, e.writer, e.down
 	e.mu.RUnlock()
 	epoch := r.currentEpoch()
+	var lease data.Lease
+	if w != nil && w.region == e.cfg.Region {
+		lease = r.currentLease()
+	}
 	switch {
 	case fenced:
 		return data.Record{}, r.errorf("put", "%w: fenced in %s", data.ErrFenced, e.cfg.Region)
@@ -110,6 +130,8 @@ func (r *replica) Put(ctx context.Context, key string, value []byte) (data.Recor
 		return data.Record{}, r.errorf("put", "%w: no primary yet (waiting for the failover controller)", data.ErrUnavailable)
 	case w == nil:
 		return data.Record{}, r.errorf("put", "%w: %s", data.ErrUnavailable, down)
+	case lease != nil && !lease.Valid():
+		return data.Record{}, r.errorf("put", "%w: %w", data.ErrFenced, data.ErrLeaseEnded)
 	}
 	if value == nil {
 		value = []byte{}
@@ -152,6 +174,10 @@ func (r *replica) Put(ctx context.Context, key string, value []byte) (data.Recor
 		return data.Record{}, r.errorf("put", "%w: primary %s refused epoch %d (not its epoch)", data.ErrFenced, w.region, epoch)
 	case err != nil:
 		return data.Record{}, r.errorf("put", "%w", classify(err, w.region))
+	case lease != nil && !lease.Valid():
+		// Right before the acknowledgement: the commit (and its wait for
+		// the standby) may outlast the lease.
+		return data.Record{}, r.errorf("put", "%w: %w: committed at seq %d, but the lease ended before the acknowledgement", data.ErrUnavailable, data.ErrLeaseEnded, seq)
 	}
 	return data.Record{Key: key, Seq: uint64(seq), Value: value, Time: t.UTC(), Region: w.region}, nil
 }
