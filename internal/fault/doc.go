@@ -26,10 +26,11 @@
 //	frontdoor-outage   a front door POP dies; clients fall back to DNS
 //	manual             you inject the fault at T; the drill measures
 //
-// Custom scenarios are YAML files of timed steps (ParseCustom), validated
-// with every problem named by its field path, as topology files are.
+// Custom scenarios are YAML files of timed steps (ParseCustom), checked by
+// the walker topology files use (topology.Walker): every problem is named
+// by its field path, all in one run.
 //
-// A Plan also carries what the theoretical floor of its RTO depends on
+// A Plan also carries what the floor of its RTO (the best case) depends on
 // (how the fault is detected, whether a promotion is on the recovery path);
 // package drill turns that into floor terms from the topology.
 package fault

@@ -1,8 +1,8 @@
-// Package frontdoor is geostamp's global L7 entry point (Azure Front Door's
-// counterpart, REFERENCE.md): a reverse proxy that sends each request to the
-// best healthy region and, for requests that may be repeated, moves it to
-// the next region when the first one fails, so that a regional outage
-// costs clients no errors.
+// Package frontdoor is geostamp's global L7 entry point, one per POP (the
+// counterpart of Azure Front Door): a reverse proxy that sends each request
+// to the best healthy region and, for requests that may be repeated, moves
+// it to the next region when the first one fails, so that a regional outage
+// costs those requests no errors.
 //
 // # Request path
 //
@@ -67,19 +67,20 @@
 // # Listeners
 //
 // The plain listener speaks HTTP/1.1 through the package's own lean server
-// (no per-request allocation on the common path, which is what keeps the
-// CPU cost per request close to HAProxy's). It rejects malformed requests
-// itself, before any region sees them: a bad request line or header line,
-// an invalid or conflicting Content-Length, Content-Length together with
-// Transfer-Encoding, an unsupported transfer coding (400/501), headers
-// over MaxHeaderBytes (431), a body over MaxBodyBytes (413). The TLS
-// listener serves HTTP/1.1 and HTTP/2 (ALPN) through net/http with the same
-// proxy core (Handler). Beyond MaxConcurrent requests in flight, requests
-// get an immediate 503 with Retry-After.
+// (no allocation on the common path of a proxied keep-alive request;
+// bench/frontdoor.sh measures its CPU per request against HAProxy). It
+// rejects malformed requests itself, before any region sees them: a bad
+// request line or header line, an invalid or conflicting Content-Length,
+// Content-Length together with Transfer-Encoding, an unsupported transfer
+// coding (400/501), headers over MaxHeaderBytes (431), a body over
+// MaxBodyBytes (413). The TLS listener serves HTTP/1.1 and HTTP/2 (ALPN)
+// through net/http with the same proxy core (Handler). Beyond MaxConcurrent
+// requests in flight, requests get an immediate 503 with Retry-After.
 //
 // # Admin API
 //
-// On the admin listener, every path needs "Authorization: Bearer TOKEN":
+// On the admin listener, every path needs "Authorization: Bearer TOKEN"
+// (package auth: 401 otherwise, and always when no token is configured):
 // GET /admin/origins (each region's routing settings and health state with
 // its event history), POST /admin/origins/{name} with a JSON object of
 // any of weight, priority, drained and enabled, GET /admin/health (the

@@ -1,9 +1,9 @@
 // Package gslb is geostamp's health-checked authoritative DNS server: the
-// counterpart of Azure DNS with Traffic Manager in the seed architecture. It
-// serves one zone (topology gslb.zone) over UDP and TCP and answers the
-// routed name <host>.<zone> with the address of the region chosen by
-// routing.Decide (the policy code the front door uses), from the verdicts of
-// a health.Checker that probes every stamp with Traffic Manager semantics.
+// counterpart of Azure DNS with Traffic Manager. It serves one zone
+// (topology gslb.zone) over UDP and TCP and answers the routed name
+// <host>.<zone> with the address of the region chosen by routing.Decide
+// (the policy code the front door uses), from the verdicts of a
+// health.Checker that probes every stamp with Traffic Manager semantics.
 //
 // # Names and records
 //

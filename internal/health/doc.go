@@ -3,7 +3,8 @@
 // verdicts on their request paths: Checker.Healthy and Checker.RTT are
 // lock-free.
 //
-// A Checker combines three signals, following REFERENCE.md:
+// A Checker combines three signals, as Azure Front Door, Traffic Manager
+// and Envoy do:
 //
 //   - Active probes (Front Door, Traffic Manager): each target's URL is
 //     probed on its own schedule, HEAD by default, on a fresh connection, and

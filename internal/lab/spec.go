@@ -1,6 +1,3 @@
-// Package lab runs a whole topology on one machine: one OS process per
-// region on its own loopback address, WAN links between sites, and a control
-// API to kill, freeze, resume and restart regions and to cut links.
 package lab
 
 import (

@@ -3,7 +3,7 @@
 // way: given the candidates (regions) with their health, and a request,
 // which candidate serves it and which ones are the fallbacks.
 //
-// The semantics follow Azure Front Door and Traffic Manager (REFERENCE.md):
+// The semantics follow Azure Front Door and Traffic Manager:
 //
 //   - A candidate is eligible when it is Enabled, Healthy and not Drained.
 //   - Fail-open: when no candidate is eligible, health is ignored: every

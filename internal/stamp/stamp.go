@@ -1,7 +1,8 @@
 // Package stamp runs a regional deployment stamp: an ingress that
 // load-balances over workload replicas, the stamp health model served at
-// /health/stamp, and the operator drain flag that takes the stamp out of
-// global rotation without stopping it.
+// /health/stamp, the operator drain flag that takes the stamp out of
+// global rotation without stopping it, injected brownouts (Fault) and the
+// origin lock that only lets its front door's requests in (Config.FDID).
 //
 // A Stamp listens on one ingress address and one address per replica, all
 // on Config.Host. Replicas serve Config.Handler; the ingress proxies to the

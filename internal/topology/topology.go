@@ -1,8 +1,11 @@
 // Package topology is the model of a geostamp platform: regions, the global
 // layer, WAN links, data services and objectives. It reads the topology file
 // (YAML), fills defaults in one place (SetDefaults) and validates it (Validate,
-// every problem at once with its field path). It imports no other package of
-// geostamp.
+// every problem at once with its field path). Two things other packages
+// share live here too: Walker, which reports every problem of a YAML
+// document with its field path (custom drill scenarios use it), and
+// Duration, the one duration type of files and API bodies ("5s"). It
+// imports no other package of geostamp.
 package topology
 
 import (

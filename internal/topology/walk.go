@@ -12,7 +12,7 @@ import (
 
 // A Walker checks a YAML document node by node and collects every problem
 // it finds as a *FieldError located by its field path (e.g.
-// "steps[1].args.region"), so that one run names them all (CONVENTIONS #5).
+// "steps[1].args.region"), so that one run names them all.
 // Topology files are walked along the Topology type (Check); the custom
 // drill scenarios of package fault walk their own shape with Fields,
 // Scalar, List and Duration.

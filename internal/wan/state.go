@@ -16,7 +16,7 @@ type LinkState struct {
 type DirState struct {
 	Latency topology.Duration `json:"latency"`
 	Jitter  topology.Duration `json:"jitter"`
-	Cut     bool     `json:"cut"`
+	Cut     bool              `json:"cut"`
 }
 
 // ProxyState describes one proxy: connections dialed from site From to
