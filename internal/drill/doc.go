@@ -1,12 +1,16 @@
-// Package drill holds the offline half of failover drills: the history
-// format a drill run writes, the analysis that turns a history into
-// summary.json (RTO, lost writes, RPO, split brain, stale reads, latency,
-// verdict), and report.html. Following REFERENCE.md ("Measuring RTO and RPO
-// honestly") and CONVENTIONS #10, measurements are plain records and every
-// number is a pure function of them (Analyze, WriteReport), so a saved run
-// can be analysed again. The load generator, the fault injection and the
-// CLI produce histories with Writer; `geostamp drill analyze DIR` reads them
-// with ReadFile.
+// Package drill runs failover drills and measures them. Execute runs one:
+// an open-loop load (LoadGenerator) on the front door and DNS paths while
+// the plan's steps (package fault) inject faults on the same clock,
+// then waits for replication to converge, reads every write back from
+// every region and writes history.jsonl, summary.json and report.html.
+// FloorFor and FloorForPlan give the RTO's floor: the best case the
+// configuration allows.
+//
+// Measurements are plain records and every number is a pure function of
+// them (Analyze, WriteReport), so a saved run can be analysed again:
+// `geostamp drill analyze DIR` reads a history with ReadFile (AnalyzeDir).
+// The history format, the definitions Analyze applies and the report are
+// specified below.
 //
 // # History format (history.jsonl, version 1)
 //
