@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/geostamp/geostamp/internal/data"
 	"github.com/geostamp/geostamp/internal/lab"
+	"github.com/geostamp/geostamp/internal/testenv"
 )
 
 // Failover tests run the lab with fast failover settings
@@ -40,8 +40,8 @@ func needEngine(t *testing.T, engine string) {
 	if engine != "postgres" {
 		return
 	}
-	if _, err := os.Stat("/usr/lib/postgresql"); err != nil && os.Getenv("GEOSTAMP_REQUIRE_POSTGRES") != "1" {
-		t.Skip("PostgreSQL is not installed (apt-get install postgresql); .ci/run installs it")
+	if _, err := os.Stat("/usr/lib/postgresql"); err != nil {
+		testenv.Skip(t, "POSTGRES", "PostgreSQL is not installed (apt-get install postgresql); .ci/run installs it")
 	}
 }
 
@@ -122,68 +122,90 @@ func writeLoad(t *testing.T, l *runningLab, rate int, regions ...string) (g *led
 			})
 		}
 	})
-	return g, func() { cancel(); wg.Wait() }
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop) // a test that fails early stops its load too
+	return g, stop
 }
 
 // missing reads every acknowledged write back from region and returns the
 // ones it does not have; it retries reads that get no clear answer.
 func missing(t *testing.T, l *runningLab, region string, acks []ack) []ack {
 	t.Helper()
+	out, err := missingErr(l, region, acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func missingErr(l *runningLab, region string, acks []ack) ([]ack, error) {
 	var out []ack
 	for _, a := range acks {
 		for attempt := 0; ; attempt++ {
-			code, _, body := l.request(http.MethodGet, l.eps.Regions[region].Ingress+"/orders/"+a.ID, "")
-			if code == http.StatusOK {
+			code, _, body, err := l.send(http.MethodGet, l.eps.Regions[region].Ingress+"/orders/"+a.ID, "")
+			if err == nil && code == http.StatusOK {
 				break
 			}
-			if code == http.StatusNotFound {
+			if err == nil && code == http.StatusNotFound {
 				out = append(out, a)
 				break
 			}
 			if attempt > 50 {
-				t.Fatalf("read back %s from %s: %d %s", a.ID, region, code, body)
+				return nil, fmt.Errorf("read back %s from %s: %d %s %v", a.ID, region, code, body, err)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // converged waits until every region holds every acknowledged write, or
 // returns what the given region still lacks after the bound.
 func converged(t *testing.T, l *runningLab, region string, acks []ack, bound time.Duration) []ack {
 	t.Helper()
+	out, err := convergedErr(l, region, acks, bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func convergedErr(l *runningLab, region string, acks []ack, bound time.Duration) ([]ack, error) {
 	deadline := time.Now().Add(bound)
 	for {
-		m := missing(t, l, region, acks)
-		if len(m) == 0 || time.Now().After(deadline) {
-			return m
+		m, err := missingErr(l, region, acks)
+		if err != nil || len(m) == 0 || time.Now().After(deadline) {
+			return m, err
 		}
 		acks = m
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func dataStatus(t *testing.T, l *runningLab) map[string]lab.RegionStatus {
+// orders returns the orders service's status in each reachable region.
+func orders(t *testing.T, l *runningLab) map[string]data.Status {
 	t.Helper()
-	var out map[string]lab.RegionStatus
-	if err := l.client.Do(t.Context(), http.MethodGet, "/v1/data", nil, &out); err != nil {
+	out, err := ordersErr(t.Context(), l)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-// orders returns the orders service's status in each reachable region.
-func orders(t *testing.T, l *runningLab) map[string]data.Status {
+func ordersErr(ctx context.Context, l *runningLab) (map[string]data.Status, error) {
+	var st map[string]lab.RegionStatus
+	if err := l.client.Do(ctx, http.MethodGet, "/v1/data", nil, &st); err != nil {
+		return nil, err
+	}
 	out := map[string]data.Status{}
-	for r, st := range dataStatus(t, l) {
+	for r, st := range st {
 		for _, s := range st.Data {
 			if s.Service == "orders" {
 				out[r] = s
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // primaries lists the regions whose orders replica says it is primary.
@@ -202,8 +224,19 @@ func primaries(t *testing.T, l *runningLab) []string {
 // and every other region follows it at the same epoch.
 func settled(t *testing.T, l *runningLab, bound time.Duration) (primary string, epoch uint64) {
 	t.Helper()
-	eventually(t, bound, "one primary, every other region following it", func() error {
-		st := orders(t, l)
+	primary, epoch, err := settledErr(l, bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return primary, epoch
+}
+
+func settledErr(l *runningLab, bound time.Duration) (primary string, epoch uint64, err error) {
+	_, err = within(bound, "one primary, every other region following it", func() error {
+		st, err := ordersErr(context.Background(), l)
+		if err != nil {
+			return err
+		}
 		primary, epoch = "", 0
 		for r, s := range st {
 			if s.Role == data.RolePrimary && s.Writable {
@@ -223,7 +256,7 @@ func settled(t *testing.T, l *runningLab, bound time.Duration) (primary string, 
 		}
 		return nil
 	})
-	return primary, epoch
+	return primary, epoch, err
 }
 
 func deref(p *uint64) uint64 {
@@ -353,13 +386,9 @@ func TestFailoverForcedAsync(t *testing.T) {
 			time.Sleep(time.Second)
 			// Replication to northeurope stops; westeurope keeps its lease
 			// through the witness and acknowledges writes only it has.
-			if _, errOut, code := l.cli("link", "cut", we, ne); code != 0 {
-				t.Fatal(errOut)
-			}
+			l.mustInject(t, "link", "cut", we, ne)
 			time.Sleep(time.Second)
-			if _, errOut, code := l.cli("region", "kill", we); code != 0 {
-				t.Fatal(errOut)
-			}
+			l.mustInject(t, "region", "kill", we)
 			stop()
 			killed := time.Now()
 			out, errOut, code := l.cli("failover", "orders", "--to", ne, "--forced", "--json")
@@ -394,11 +423,9 @@ func TestFailoverForcedAsync(t *testing.T) {
 				t.Errorf("lost writes by the ledger (%d) differ from the writes beyond the promoted position (%d)", len(lostIDs), len(beyond))
 			}
 			// The old primary comes back and rejoins, discarding its tail.
-			l.cli("link", "heal", we, ne)
+			l.mustInject(t, "link", "heal", we, ne)
 			back := time.Now()
-			if _, errOut, code := l.cli("region", "restart", we); code != 0 {
-				t.Fatal(errOut)
-			}
+			l.mustInject(t, "region", "restart", we)
 			primary, _ := settled(t, l, 30*time.Second)
 			if primary != ne {
 				t.Errorf("primary after the old one came back: %s, want %s", primary, ne)
@@ -429,9 +456,7 @@ func TestFailoverSyncLosesNothing(t *testing.T) {
 			g, stop := writeLoad(t, l, 200, we, ne)
 			time.Sleep(2 * time.Second)
 			killed := time.Now()
-			if _, errOut, code := l.cli("region", "kill", we); code != 0 {
-				t.Fatal(errOut)
-			}
+			l.mustInject(t, "region", "kill", we)
 			eventually(t, lease+grace+10*time.Second, "automatic promotion of northeurope", func() error {
 				if p := primaries(t, l); !slices.Equal(p, []string{ne}) {
 					return fmt.Errorf("primaries %v", p)
@@ -456,14 +481,15 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 	settled(t, l, 20*time.Second)
 
 	// The primary region dies: promoted after lease + grace, not before.
-	killed := time.Now()
-	l.cli("region", "kill", we)
-	took := eventually(t, lease+grace+10*time.Second, "automatic promotion of northeurope", func() error {
+	kill := l.mustInject(t, "region", "kill", we)
+	killed := kill.start // the earliest the kill can have been: a lower bound is checked from it
+	eventually(t, lease+grace+10*time.Second, "automatic promotion of northeurope", func() error {
 		if p := primaries(t, l); !slices.Equal(p, []string{ne}) {
 			return fmt.Errorf("primaries %v", p)
 		}
 		return nil
 	})
+	took := time.Since(killed)
 	// The lease ends lease after its last renewal, which came up to one
 	// renewal period ((lease − lease/5)/3) before the kill.
 	if floor := lease - (lease-lease/5)/3 + grace; took < floor {
@@ -476,13 +502,13 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 	if decide.Time.Sub(detect.Time) < grace-50*time.Millisecond {
 		t.Errorf("decided %s after detecting, before grace %s", decide.Time.Sub(detect.Time), grace)
 	}
-	l.cli("region", "restart", we)
+	l.mustInject(t, "region", "restart", we)
 	settled(t, l, 30*time.Second)
 
 	// Now northeurope is primary. westeurope also loses the witness, then
 	// the primary dies: westeurope alone has no quorum and must not promote.
-	l.cli("link", "cut", we, "francecentral")
-	l.cli("region", "kill", ne)
+	l.mustInject(t, "link", "cut", we, "francecentral")
+	l.mustInject(t, "region", "kill", ne)
 	time.Sleep(lease + grace + 3*time.Second)
 	if p := primaries(t, l); len(p) != 0 {
 		t.Fatalf("primaries %v without a witness quorum, want none", p)
@@ -492,7 +518,7 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 		t.Fatalf("westeurope acknowledged a write with no primary anywhere: %s", body)
 	}
 	healed := time.Now()
-	l.cli("link", "heal", we, "francecentral")
+	l.mustInject(t, "link", "heal", we, "francecentral")
 	eventually(t, lease+grace+10*time.Second, "promotion once the witness is back", func() error {
 		if p := primaries(t, l); !slices.Equal(p, []string{we}) {
 			return fmt.Errorf("primaries %v", p)
@@ -500,7 +526,7 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 		return nil
 	})
 	t.Logf("no promotion without the witness; promoted %s after the witness link healed", time.Since(healed).Round(time.Millisecond))
-	l.cli("region", "restart", ne)
+	l.mustInject(t, "region", "restart", ne)
 	settled(t, l, 30*time.Second)
 
 	// A partition isolates the primary (westeurope): it must refuse writes
@@ -508,16 +534,17 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 	// new primary.
 	g, stop := writeLoad(t, l, 100, we)
 	time.Sleep(time.Second)
-	cut := time.Now()
-	l.cli("link", "cut", we, ne)
-	l.cli("link", "cut", we, "francecentral")
+	cut := l.mustInject(t, "link", "cut", we, ne).start
+	// The primary is isolated once it loses the witness too; an upper
+	// bound is checked from then.
+	isolated := l.mustInject(t, "link", "cut", we, "francecentral").end
 	var refused time.Duration
 	eventually(t, lease+2*time.Second, "westeurope refusing writes", func() error {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		for _, f := range g.failed {
 			if f.At.After(cut) {
-				refused = f.At.Sub(cut)
+				refused = f.At.Sub(isolated)
 				return nil
 			}
 		}
@@ -533,8 +560,8 @@ func TestAutomaticFailoverNeedsTheWitness(t *testing.T) {
 		return nil
 	})
 	time.Sleep(time.Second)
-	l.cli("link", "heal", we, ne)
-	l.cli("link", "heal", we, "francecentral")
+	l.mustInject(t, "link", "heal", we, ne)
+	l.mustInject(t, "link", "heal", we, "francecentral")
 	settled(t, l, 20*time.Second)
 	time.Sleep(time.Second)
 	stop()
@@ -579,52 +606,17 @@ func randomTrials(t *testing.T, topology string) {
 		}
 	}
 	t.Logf("seed %d (replay with GEOSTAMP_SEED=%d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
 	l := startLab(t, "-f", topology)
 	settled(t, l, 20*time.Second)
 	g, stop := writeLoad(t, l, 100, we, ne)
 	defer stop()
-
-	type fault struct {
-		name         string
-		inject, heal func(primary, secondary string)
-	}
-	cli := func(args ...string) { l.cli(args...) }
-	faults := []fault{
-		{name: "kill primary", inject: func(p, _ string) { cli("region", "kill", p) }, heal: func(p, _ string) { cli("region", "restart", p) }},
-		{name: "kill secondary", inject: func(_, s string) { cli("region", "kill", s) }, heal: func(_, s string) { cli("region", "restart", s) }},
-		{name: "freeze primary", inject: func(p, _ string) { cli("region", "freeze", p) }, heal: func(p, _ string) { cli("region", "resume", p) }},
-		{name: "isolate primary", inject: func(p, s string) { cli("link", "cut", p, s); cli("link", "cut", p, "francecentral") },
-			heal: func(p, s string) { cli("link", "heal", p, s); cli("link", "heal", p, "francecentral") }},
-		{name: "isolate secondary", inject: func(p, s string) { cli("link", "cut", s, p); cli("link", "cut", s, "francecentral") },
-			heal: func(p, s string) { cli("link", "heal", s, p); cli("link", "heal", s, "francecentral") }},
-		{name: "partition regions", inject: func(p, s string) { cli("link", "cut", p, s) }, heal: func(p, s string) { cli("link", "heal", p, s) }},
-		{name: "secondary loses the witness", inject: func(_, s string) { cli("link", "cut", s, "francecentral") }, heal: func(_, s string) { cli("link", "heal", s, "francecentral") }},
-	}
-	checked := 0 // acknowledged writes verified so far (sync: none may go missing later)
-	for trial := range 20 {
-		f := faults[rng.IntN(len(faults))]
-		hold := time.Duration(500+rng.IntN(3000)) * time.Millisecond
-		primary, _ := settled(t, l, 30*time.Second)
-		secondary := ne
-		if primary == ne {
-			secondary = we
-		}
-		f.inject(primary, secondary)
-		// Never two primaries at once, sampled while the fault lasts.
-		for end := time.Now().Add(hold); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-			if p := primaries(t, l); len(p) > 1 {
-				t.Fatalf("trial %d (seed %d): %s: two primaries %v", trial, seed, f.name, p)
-			}
-		}
-		f.heal(primary, secondary)
-		now, epoch := settled(t, l, 30*time.Second)
-		acks := g.acked()
-		if lost := converged(t, l, now, acks[checked:], 5*time.Second); len(lost) > 0 {
-			t.Fatalf("trial %d (seed %d): %s for %s: %d of %d acknowledged writes lost, e.g. %+v", trial, seed, f.name, hold, len(lost), len(acks), lost[0])
-		}
-		checked = len(acks)
-		t.Logf("trial %2d: %-28s %5s: primary %s -> %s (epoch %d), %d acknowledged writes, none lost", trial, f.name, hold.Round(100*time.Millisecond), primary, now, epoch, len(acks))
+	lg := &labGroup{l: l, g: g}
+	tr := trialRunner{seed: seed, trials: 20, faults: failoverFaults}
+	err := tr.run(t.Context(), lg, lg, func(r trialResult) {
+		t.Logf("trial %2d: %-28s %5s: primary %s -> %s, %d acknowledged writes, none lost", r.trial, r.fault, r.hold.Round(100*time.Millisecond), r.before.primary, r.after.primary, lg.checked)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	stop()
 	primary, _ := settled(t, l, 30*time.Second)
@@ -632,4 +624,77 @@ func randomTrials(t *testing.T, topology string) {
 	if lost := converged(t, l, primary, acks, 5*time.Second); len(lost) > 0 {
 		t.Fatalf("seed %d: %d of %d acknowledged writes missing at the end", seed, len(lost), len(acks))
 	}
+}
+
+// failoverFaults are the random trials' faults. Every command is checked
+// (labGroup.apply): a fault that fails to inject fails its trial.
+var failoverFaults = []trialFault{
+	{name: "kill primary", inject: do([]string{"region", "kill", primary}), heal: do([]string{"region", "restart", primary})},
+	{name: "kill secondary", inject: do([]string{"region", "kill", secondary}), heal: do([]string{"region", "restart", secondary})},
+	{name: "freeze primary", inject: do([]string{"region", "freeze", primary}), heal: do([]string{"region", "resume", primary})},
+	{name: "isolate primary",
+		inject: do([]string{"link", "cut", primary, secondary}, []string{"link", "cut", primary, witness}),
+		heal:   do([]string{"link", "heal", primary, secondary}, []string{"link", "heal", primary, witness})},
+	{name: "isolate secondary",
+		inject: do([]string{"link", "cut", secondary, primary}, []string{"link", "cut", secondary, witness}),
+		heal:   do([]string{"link", "heal", secondary, primary}, []string{"link", "heal", secondary, witness})},
+	{name: "partition regions", inject: do([]string{"link", "cut", primary, secondary}), heal: do([]string{"link", "heal", primary, secondary})},
+	{name: "secondary loses the witness", inject: do([]string{"link", "cut", secondary, witness}), heal: do([]string{"link", "heal", secondary, witness})},
+}
+
+// labGroup is the orders failover group of a running lab under sync
+// replication, with a write load whose ledger must never lose a write.
+type labGroup struct {
+	l       *runningLab
+	g       *ledger
+	checked int // acknowledged writes verified so far (sync: none may go missing later)
+	primary string
+}
+
+func (lg *labGroup) apply(args []string) error { return lg.l.inject(args...) }
+
+func (lg *labGroup) settle(context.Context) (roles, error) {
+	p, _, err := settledErr(lg.l, 30*time.Second)
+	if err != nil {
+		return roles{}, err
+	}
+	lg.primary = p
+	s := ne
+	if p == ne {
+		s = we
+	}
+	return roles{primary: p, secondary: s, witness: "francecentral"}, nil
+}
+
+// sample: never two primaries at once.
+func (lg *labGroup) sample(ctx context.Context) error {
+	st, err := ordersErr(ctx, lg.l)
+	if err != nil {
+		return err
+	}
+	var p []string
+	for r, s := range st {
+		if s.Role == data.RolePrimary {
+			p = append(p, r)
+		}
+	}
+	if len(p) > 1 {
+		slices.Sort(p)
+		return fmt.Errorf("two primaries %v", p)
+	}
+	return nil
+}
+
+// verify: the settled primary has every acknowledged write.
+func (lg *labGroup) verify(context.Context) error {
+	acks := lg.g.acked()
+	lost, err := convergedErr(lg.l, lg.primary, acks[lg.checked:], 5*time.Second)
+	if err != nil {
+		return err
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("%d of %d acknowledged writes lost, e.g. %+v", len(lost), len(acks), lost[0])
+	}
+	lg.checked = len(acks)
+	return nil
 }

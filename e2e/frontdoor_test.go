@@ -128,8 +128,8 @@ func TestFrontDoorFailover(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l.waitEligible(t)
 			res := openLoop(t, url, 200, 20*time.Second, 5*time.Second, func() {
-				if _, e, code := l.cli(c.fault...); code != 0 {
-					t.Errorf("%v: %s", c.fault, e)
+				if err := l.inject(c.fault...); err != nil {
+					t.Error(err)
 				}
 			})
 			t.Logf("sent %d, ok %d (westeurope %d, northeurope %d), non-2xx %d, errors %d",
@@ -140,9 +140,7 @@ func TestFrontDoorFailover(t *testing.T) {
 			if res.served(we) < 500 || res.served(ne) < 1000 {
 				t.Errorf("westeurope should serve before the fault and northeurope after it: %d / %d", res.served(we), res.served(ne))
 			}
-			if _, e, code := l.cli(c.heal...); code != 0 {
-				t.Fatalf("%v: %s", c.heal, e)
-			}
+			l.mustInject(t, c.heal...)
 		})
 	}
 }

@@ -105,9 +105,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("partition", func(t *testing.T) {
-		if _, e, code := l.cli("link", "cut", we, ne); code != 0 {
-			t.Fatalf("link cut: %s", e)
-		}
+		l.mustInject(t, "link", "cut", we, ne)
 		before := l.dataStatus(ne, "orders")
 		var acked []orderAck
 		for range 10 {
@@ -126,9 +124,7 @@ func TestLab(t *testing.T) {
 		if err := l.readable(ne, acked[len(acked)-1].ID); err == nil {
 			t.Fatal("a write crossed the cut link")
 		}
-		if _, e, code := l.cli("link", "heal", we, ne); code != 0 {
-			t.Fatalf("link heal: %s", e)
-		}
+		l.mustInject(t, "link", "heal", we, ne)
 		took := eventually(t, 15*time.Second, "northeurope catches up after heal", func() error {
 			for _, a := range acked {
 				if err := l.readable(ne, a.ID); err != nil {
@@ -141,9 +137,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("drain", func(t *testing.T) {
-		if _, e, code := l.cli("region", "drain", ne); code != 0 {
-			t.Fatalf("drain: %s", e)
-		}
+		l.mustInject(t, "region", "drain", ne)
 		eventually(t, 3*time.Second, "drained health", func() error {
 			code, _, b := l.request(http.MethodGet, l.eps.Regions[ne].Health, "")
 			if code != http.StatusServiceUnavailable || !strings.Contains(string(b), `"drained"`) {
@@ -153,9 +147,7 @@ func TestLab(t *testing.T) {
 		})
 		ack := l.postOrder(ne) // still serves
 		eventually(t, 2*time.Second, "drained region still serves reads", func() error { return l.readable(ne, ack.ID) })
-		if _, e, code := l.cli("region", "undrain", ne); code != 0 {
-			t.Fatalf("undrain: %s", e)
-		}
+		l.mustInject(t, "region", "undrain", ne)
 		eventually(t, 3*time.Second, "healthy again", func() error {
 			if code, _, b := l.request(http.MethodGet, l.eps.Regions[ne].Health, ""); code != http.StatusOK {
 				return fmt.Errorf("%d %s", code, b)
@@ -165,18 +157,14 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("brownout", func(t *testing.T) {
-		if out, e, code := l.cli("region", "brownout", ne, "--share", "1", "--status", "503"); code != 0 {
-			t.Fatalf("brownout: %s %s", out, e)
-		}
+		l.mustInject(t, "region", "brownout", ne, "--share", "1", "--status", "503")
 		if code, _, b := l.request(http.MethodGet, l.eps.Regions[ne].Ingress+"/orders?after=0", ""); code != http.StatusServiceUnavailable {
 			t.Fatalf("GET under brownout: %d %s", code, b)
 		}
 		if code, _, _ := l.request(http.MethodGet, l.eps.Regions[ne].Health, ""); code != http.StatusOK {
 			t.Fatalf("health under brownout: %d, want 200 (probes do not see a brownout)", code)
 		}
-		if _, e, code := l.cli("region", "brownout", ne, "--share", "0"); code != 0 {
-			t.Fatalf("end brownout: %s", e)
-		}
+		l.mustInject(t, "region", "brownout", ne, "--share", "0")
 		if code, _, b := l.request(http.MethodGet, l.eps.Regions[ne].Ingress+"/orders?after=0", ""); code != http.StatusOK {
 			t.Fatalf("GET after brownout: %d %s", code, b)
 		}
@@ -253,23 +241,17 @@ func TestLab(t *testing.T) {
 		if out, _, _ := l.cli("status"); !strings.Contains(out, "exited") {
 			t.Fatalf("the lab restarted a dead region by itself:\n%s", out)
 		}
-		if _, e, code := l.cli("region", "restart", ne); code != 0 {
-			t.Fatalf("restart: %s", e)
-		}
+		l.mustInject(t, "region", "restart", ne)
 	})
 
 	t.Run("freeze-resume", func(t *testing.T) {
-		if _, e, code := l.cli("region", "freeze", ne); code != 0 {
-			t.Fatalf("freeze: %s", e)
-		}
+		l.mustInject(t, "region", "freeze", ne)
 		c := &http.Client{Timeout: 300 * time.Millisecond}
 		if resp, err := c.Get(l.eps.Regions[ne].Health); err == nil {
 			resp.Body.Close()
 			t.Fatalf("a frozen region answered: %d", resp.StatusCode)
 		}
-		if _, e, code := l.cli("region", "resume", ne); code != 0 {
-			t.Fatalf("resume: %s", e)
-		}
+		l.mustInject(t, "region", "resume", ne)
 		eventually(t, 5*time.Second, "answers after resume", func() error {
 			code, _, b := l.request(http.MethodGet, l.eps.Regions[ne].Health, "")
 			if code != http.StatusOK {

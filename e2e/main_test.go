@@ -45,17 +45,27 @@ func TestMain(m *testing.M) {
 // cli runs the binary to completion and returns its output and exit code.
 func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	stdout, stderr, code, err := run(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr, code
+}
+
+// run is cli without a test: err is set only when the binary could not
+// run to completion (it did not start, or was killed after 60 s).
+func run(args ...string) (stdout, stderr string, code int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
+	err = cmd.Run()
 	code = cmd.ProcessState.ExitCode()
 	if err != nil && code < 0 {
-		t.Fatalf("geostamp %v: %v", args, err)
+		return o.String(), e.String(), code, fmt.Errorf("geostamp %v: %w", args, err)
 	}
-	return o.String(), e.String(), code
+	return o.String(), e.String(), code, nil
 }
 
 // runningLab is a `geostamp up` subprocess.
@@ -141,39 +151,64 @@ func (l *runningLab) cli(args ...string) (string, string, int) {
 	return cli(l.t, append(args, "--state-dir", l.dir)...)
 }
 
-// request sends a request to a stamp directly, with the lab's front door id.
+// run is cli without a test, safe to call from any goroutine.
+func (l *runningLab) run(args ...string) (string, string, int, error) {
+	return run(append(args, "--state-dir", l.dir)...)
+}
+
+// request sends a request to a stamp directly, with the lab's front door
+// id; a transport error is status 0 with the error as body.
 func (l *runningLab) request(method, url, body string) (int, http.Header, []byte) {
 	l.t.Helper()
+	code, h, b, err := l.send(method, url, body)
+	if err != nil {
+		return 0, nil, []byte(err.Error())
+	}
+	return code, h, b
+}
+
+// send is request without a test, safe to call from any goroutine.
+func (l *runningLab) send(method, url, body string) (int, http.Header, []byte, error) {
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, r)
 	if err != nil {
-		l.t.Fatal(err)
+		return 0, nil, nil, err
 	}
 	req.Header.Set("X-Geostamp-FDID", l.eps.FDID)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
-		return 0, nil, []byte(err.Error())
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b, err
 }
 
 // eventually polls f every 50ms until it returns nil or the bound passes.
 func eventually(t *testing.T, bound time.Duration, what string, f func() error) time.Duration {
 	t.Helper()
+	took, err := within(bound, what, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return took
+}
+
+// within is eventually without a test: it returns the last error of f
+// when the bound passes.
+func within(bound time.Duration, what string, f func() error) (time.Duration, error) {
 	start := time.Now()
 	for {
 		err := f()
 		if err == nil {
-			return time.Since(start)
+			return time.Since(start), nil
 		}
 		if time.Since(start) > bound {
-			t.Fatalf("%s: not within %s: %v", what, bound, err)
+			return 0, fmt.Errorf("%s: not within %s: %w", what, bound, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
