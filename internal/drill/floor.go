@@ -89,7 +89,7 @@ func Promotion(d topology.DataService) FloorTerm {
 	}
 	return FloorTerm{
 		Name:    "promotion",
-		Seconds: (lease - tm.Renew + grace).Seconds(),
+		Seconds: (lease - tm.Renew + grace).Truncate(time.Millisecond).Seconds(), // down: still a lower bound
 		Formula: fmt.Sprintf("%s: automatic failover: the lost primary's lease %s, last renewed at most one renewal period %s before the fault, ends, then the grace %s",
 			d.Name, d.Failover.Lease, tm.Renew.Round(time.Millisecond), d.Failover.Grace),
 		Group: FloorData,

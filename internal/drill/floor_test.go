@@ -28,7 +28,7 @@ func TestFloorFor(t *testing.T) {
 		// period (5 s − 1 s margin)/3, then grace 10 s; in parallel with the
 		// routing's detection. A region-outage of the orders primary
 		// measured 14.89 s, under the former floor of lease + grace.
-		{PathFrontDoor, "orders", 13.667, "detection=1.800 promotion=13.667"},
+		{PathFrontDoor, "orders", 13.666, "detection=1.800 promotion=13.666"},
 		// catalog fails over manually: the operator's delay is unknown.
 		{PathDirect, "catalog", 0, "promotion=0.000"},
 		{PathDirect, "cache", 0, ""},
@@ -92,7 +92,7 @@ func TestFloorForPlan(t *testing.T) {
 		// A dead region refuses connections: the front door retries at once.
 		// The lease, last renewed up to (5 s − 1 s)/3 before the kill, then
 		// the grace 10 s.
-		{"outage of the primary", topo, "region-outage", fault.Params{}, 13.667, "routing:detection=0.000 data:promotion=13.667"},
+		{"outage of the primary", topo, "region-outage", fault.Params{}, 13.666, "routing:detection=0.000 data:promotion=13.666"},
 		{"outage of a secondary", topo, "region-outage", fault.Params{Region: "northeurope"}, 0, "routing:detection=0.000"},
 		{"hang of a secondary", topo, "region-hang", fault.Params{Region: "northeurope"}, 1.8, "routing:detection=1.800"},
 		// The fast probes (1 tolerated failure, one wait of 200ms less the
@@ -137,8 +137,8 @@ func TestFloorFromControllerConfig(t *testing.T) {
 		t.Fatalf("renewal period %s of lease %s", tm.Renew, d.Failover.Lease)
 	}
 	p := Promotion(d)
-	if want := (d.Failover.Lease.D() - tm.Renew + d.Failover.Grace.D()).Seconds(); p.Seconds != want {
-		t.Errorf("Promotion = %v s, want lease − renew + grace = %v s", p.Seconds, want)
+	if want := (d.Failover.Lease.D() - tm.Renew + d.Failover.Grace.D()).Truncate(time.Millisecond).Seconds(); p.Seconds != want || want != 13.666 {
+		t.Errorf("Promotion = %v s, want lease − renew + grace = %v s (13.666 s, in whole ms rounded down)", p.Seconds, want)
 	}
 	if p.Seconds >= (d.Failover.Lease.D() + d.Failover.Grace.D()).Seconds() {
 		t.Errorf("Promotion %v s is not below lease + grace: the lost lease was renewed before the fault", p.Seconds)

