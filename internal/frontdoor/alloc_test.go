@@ -2,6 +2,7 @@ package frontdoor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -72,7 +73,7 @@ func readHeadLen(br *bufio.Reader) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		line = trimCRLF(line)
+		line = bytes.TrimRight(line, "\r\n")
 		if len(line) == 0 {
 			if first {
 				continue

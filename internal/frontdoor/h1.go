@@ -175,6 +175,7 @@ type h1conn struct {
 	body       h1body
 	chunked    bool // the response body is chunked
 	closeAfter bool // close once the response is written
+	afterPOST  bool // the last request was a POST (see readHead)
 	scratch    [32]byte
 }
 
@@ -246,6 +247,7 @@ func (c *h1conn) serve() {
 		}
 		if status == 0 {
 			status = c.parse()
+			c.afterPOST = c.in.method == http.MethodPost
 		}
 		if status != 0 {
 			c.fail(status)
@@ -286,11 +288,21 @@ func headBuffered(br *bufio.Reader) bool {
 
 // readHead reads the request head into c.hbuf: the request line and the
 // header lines with their line ends, without the blank line. status is 431
-// when it exceeds MaxHeaderBytes, 400 for too many leading blank lines;
-// err is a read error.
+// when it exceeds MaxHeaderBytes, 400 for a blank line before the request
+// line; err is a read error.
 func (c *h1conn) readHead() (status int, err error) {
 	c.hbuf = c.hbuf[:0]
-	blanks := 0
+	if c.afterPOST {
+		// Up to two stray CRLFs after a POST body are ignored, exactly as
+		// net/http does (the robustness rule of RFC 9112 §2.2 exists for
+		// them); any other blank line before a request line is an error.
+		b, _ := c.br.Peek(min(4, c.br.Buffered()))
+		n := 0
+		for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
+			n++
+		}
+		c.br.Discard(n)
+	}
 	for {
 		start := len(c.hbuf)
 		for {
@@ -309,15 +321,11 @@ func (c *h1conn) readHead() (status int, err error) {
 		}
 		line := c.hbuf[start:]
 		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
-			if start > 0 {
-				c.hbuf = c.hbuf[:start]
-				return 0, nil
-			}
-			// Blank lines before the request line are ignored (RFC 9112 §2.2).
-			c.hbuf = c.hbuf[:0]
-			if blanks++; blanks > 4 {
+			if start == 0 {
 				return http.StatusBadRequest, nil
 			}
+			c.hbuf = c.hbuf[:start]
+			return 0, nil
 		}
 	}
 }
@@ -358,10 +366,13 @@ func methodName(b []byte) string {
 }
 
 // parse parses c.hbuf into c.in; it returns 0, or the status to answer a
-// request that must not be forwarded.
+// request that must not be forwarded. It is at least as strict as
+// net/http's server (TestParserDifferential), and stricter where that
+// closes a smuggling path (Content-Length with Transfer-Encoding,
+// Transfer-Encoding in HTTP/1.0, obs-fold).
 func (c *h1conn) parse() int {
 	in := &c.in
-	*in = inbound{fields: in.fields[:0], peer: c.peer, tls: c.isTLS}
+	*in = inbound{fields: in.fields[:0], connTokens: in.connTokens[:0], peer: c.peer, tls: c.isTLS}
 	line, rest := cutLine(c.hbuf)
 
 	// Request line: method SP request-target SP HTTP-version.
@@ -381,14 +392,16 @@ func (c *h1conn) parse() int {
 			return http.StatusBadRequest
 		}
 	}
-	switch string(version) {
-	case "HTTP/1.1":
-	case "HTTP/1.0":
+	switch {
+	case string(version) == "HTTP/1.1":
+	case string(version) == "HTTP/1.0":
 		in.http10 = true
-	default:
-		if len(version) == 8 && string(version[:5]) == "HTTP/" && isDigit(version[5]) && version[6] == '.' && isDigit(version[7]) {
+	case len(version) == 8 && string(version[:5]) == "HTTP/" && isDigit(version[5]) && version[6] == '.' && isDigit(version[7]):
+		if version[5] != '1' {
 			return http.StatusHTTPVersionNotSupported
 		}
+		// A higher minor version is processed as HTTP/1.1 (RFC 9110 §2.5).
+	default:
 		return http.StatusBadRequest
 	}
 	if in.method == http.MethodConnect {
@@ -397,19 +410,35 @@ func (c *h1conn) parse() int {
 	var absHost string
 	switch {
 	case target[0] == '/':
+		if !validPath(target) {
+			return http.StatusBadRequest
+		}
 		in.target = bstr(target)
 	case len(target) == 1 && target[0] == '*' && in.method == http.MethodOptions:
 		in.target = "*"
 	case hasPrefixFold(target, "http://") || hasPrefixFold(target, "https://"):
 		// absolute-form: the authority replaces Host (RFC 9112 §3.2.2).
 		rest := target[indexByte(target, ':')+3:]
-		slash := indexByte(rest, '/')
-		if slash < 0 {
-			absHost, in.target = bstr(rest), "/"
-		} else {
-			absHost, in.target = bstr(rest[:slash]), bstr(rest[slash:])
+		end := len(rest)
+		for i, ch := range rest {
+			if ch == '/' || ch == '?' {
+				end = i
+				break
+			}
 		}
-		if absHost == "" {
+		if !validAuthority(rest[:end]) {
+			return http.StatusBadRequest
+		}
+		absHost = bstr(rest[:end])
+		switch path := rest[end:]; {
+		case len(path) == 0:
+			in.target = "/"
+		case path[0] == '?':
+			in.target = "/" + bstr(path) // rare: allocating is fine
+		default:
+			in.target = bstr(path)
+		}
+		if !validPath(rest[end:]) {
 			return http.StatusBadRequest
 		}
 	default:
@@ -417,10 +446,8 @@ func (c *h1conn) parse() int {
 	}
 
 	hosts := 0
-	cl := int64(-1)
-	te, closeReq, keepReq := false, false, false
-	var connTokens []string
-	expect := false
+	cl, clText := int64(-1), ""
+	te, expect := false, false
 	for len(rest) > 0 {
 		line, rest = cutLine(rest)
 		colon := indexByte(line, ':')
@@ -432,16 +459,23 @@ func (c *h1conn) parse() int {
 			return http.StatusBadRequest
 		}
 		name, value := bstr(line[:colon]), bstr(v)
-		switch classify(name) {
+		switch in.admit(name, value, c.f.affinity) {
 		case hdrHost:
+			if !validHost(value) {
+				return http.StatusBadRequest
+			}
 			hosts++
 			in.host = value
 		case hdrContentLength:
-			n, ok := parseLength(value)
-			if !ok || cl >= 0 && cl != n {
+			// Repeats must be the same text, as net/http requires.
+			if cl >= 0 && value != clText {
 				return http.StatusBadRequest
 			}
-			cl = n
+			n, ok := parseLength(value)
+			if !ok {
+				return http.StatusBadRequest
+			}
+			cl, clText = n, value
 		case hdrTransferEncoding:
 			if te {
 				return http.StatusBadRequest
@@ -453,76 +487,28 @@ func (c *h1conn) parse() int {
 				}
 				return http.StatusBadRequest
 			}
-		case hdrConnection:
-			for v := value; v != ""; {
-				var t string
-				t, v, _ = strings.Cut(v, ",")
-				t = strings.TrimSpace(t)
-				switch {
-				case strings.EqualFold(t, "close"):
-					closeReq = true
-				case strings.EqualFold(t, "keep-alive"):
-					keepReq = true
-				case t != "":
-					connTokens = append(connTokens, t)
-				}
-			}
-		case hdrHopByHop, hdrXFProto, hdrXFHost, hdrFDID:
-			// Dropped: hop-by-hop, or set by the front door.
 		case hdrExpect:
 			if !strings.EqualFold(value, "100-continue") {
 				return http.StatusExpectationFailed
 			}
 			expect = true
-		case hdrXFF:
-			if in.xff == "" {
-				in.xff = value
-			} else {
-				in.xff = in.xff + ", " + value
-			}
-		case hdrDebug:
-			in.debug = value == "1"
-		case hdrCookie:
-			if c.f.affinity && in.affinity == "" {
-				in.affinity = cookieValue(value, AffinityCookie)
-			}
-			in.fields = append(in.fields, field{name, value})
-		case hdrIdemKey:
-			in.idemKey = true
-			in.fields = append(in.fields, field{name, value})
-		default:
-			in.fields = append(in.fields, field{name, value})
 		}
+	}
+	if hosts > 1 || hosts == 0 && !in.http10 {
+		return http.StatusBadRequest // RFC 9112 §3.2, even in absolute-form
 	}
 	if absHost != "" {
 		in.host = absHost
-	} else if hosts == 0 && !in.http10 || hosts > 1 {
-		return http.StatusBadRequest
 	}
 	if te && (cl >= 0 || in.http10) {
 		return http.StatusBadRequest // request smuggling guard (RFC 9112 §6.1)
 	}
 	if in.http10 {
-		in.keepAlive = keepReq && !closeReq
+		in.keepAlive = in.connKeep && !in.connClose
 	} else {
-		in.keepAlive = !closeReq
+		in.keepAlive = !in.connClose
 	}
-	if len(connTokens) > 0 {
-		kept := in.fields[:0]
-		for _, fl := range in.fields {
-			drop := false
-			for _, t := range connTokens {
-				if strings.EqualFold(fl.name, t) {
-					drop = true
-					break
-				}
-			}
-			if !drop {
-				kept = append(kept, fl)
-			}
-		}
-		in.fields = kept
-	}
+	in.dropFieldsNamed()
 	b := &c.body
 	*b = h1body{c: c, expect: expect}
 	switch {
@@ -714,13 +700,15 @@ func (b *h1body) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if b.needCRLF {
-		line, err := c.br.ReadSlice('\n')
+		// The chunk's data ends with exactly CRLF (net/http: not a bare LF).
+		crlf, err := c.br.Peek(2)
 		if err != nil {
 			return 0, orMalformed(err)
 		}
-		if len(trimCRLF(line)) != 0 {
+		if crlf[0] != '\r' || crlf[1] != '\n' {
 			return 0, errMalformedChunk
 		}
+		c.br.Discard(2)
 		b.needCRLF = false
 	}
 	if b.left == 0 {
@@ -728,12 +716,13 @@ func (b *h1body) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, orMalformed(err)
 		}
-		size, ok := parseChunkSize(line)
+		size, ok := parseChunkLine(line)
 		if !ok {
 			return 0, errMalformedChunk
 		}
 		if size == 0 {
-			// Trailers: read and dropped, within MaxHeaderBytes.
+			// Trailer fields: checked like header fields, within
+			// MaxHeaderBytes, then dropped.
 			total := 0
 			for {
 				line, err := c.br.ReadSlice('\n')
@@ -743,9 +732,16 @@ func (b *h1body) Read(p []byte) (int, error) {
 				if total += len(line); total > c.f.maxHeader {
 					return 0, errMalformedChunk
 				}
-				if len(trimCRLF(line)) == 0 {
+				n := len(line)
+				if n < 2 || line[n-2] != '\r' {
+					return 0, errMalformedChunk // CRLF only, as chunk lines
+				}
+				if n == 2 {
 					b.done = true
 					return 0, io.EOF
+				}
+				if !validFieldLine(line[:n-2]) {
+					return 0, errMalformedChunk
 				}
 			}
 		}

@@ -34,54 +34,15 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		in.peer = ap.Addr().Unmap()
 	}
-	var connTokens []string
 	in.fields = make([]field, 0, len(r.Header))
+	// net/http has framed the message and removed Host and
+	// Transfer-Encoding; admit drops what remains of framing.
 	for name, vals := range r.Header {
-		switch classify(name) {
-		case hdrOther, hdrCookie, hdrIdemKey:
-			for _, v := range vals {
-				in.fields = append(in.fields, field{name, v})
-			}
-			switch classify(name) {
-			case hdrCookie:
-				if f.affinity && in.affinity == "" {
-					for _, v := range vals {
-						if a := cookieValue(v, AffinityCookie); a != "" {
-							in.affinity = a
-							break
-						}
-					}
-				}
-			case hdrIdemKey:
-				in.idemKey = true
-			}
-		case hdrXFF:
-			in.xff = strings.Join(vals, ", ")
-		case hdrDebug:
-			in.debug = len(vals) > 0 && vals[0] == "1"
-		case hdrConnection:
-			for _, v := range vals {
-				for _, t := range strings.Split(v, ",") {
-					if t = strings.TrimSpace(t); t != "" && !strings.EqualFold(t, "close") && !strings.EqualFold(t, "keep-alive") {
-						connTokens = append(connTokens, t)
-					}
-				}
-			}
+		for _, v := range vals {
+			in.admit(name, v, f.affinity)
 		}
 	}
-	if len(connTokens) > 0 {
-		kept := in.fields[:0]
-		for _, fl := range in.fields {
-			drop := false
-			for _, t := range connTokens {
-				drop = drop || strings.EqualFold(fl.name, t)
-			}
-			if !drop {
-				kept = append(kept, fl)
-			}
-		}
-		in.fields = kept
-	}
+	in.dropFieldsNamed()
 	switch {
 	case r.ContentLength > 0:
 		in.bodyLen = r.ContentLength

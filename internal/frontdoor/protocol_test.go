@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,26 +23,15 @@ import (
 	"github.com/geostamp/geostamp/internal/topology"
 )
 
-// raw sends bytes on a new TCP connection and returns the status of the
-// first response ("" when the connection closed without one).
+// raw sends bytes on a new TCP connection and returns the status code and
+// body of the first final response ("" when there was none).
 func raw(t *testing.T, addr, payload string) (string, string) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
+	out := exchange(t, addr, payload)
+	if len(out) == 0 {
+		return "", "no response"
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := io.WriteString(conn, payload); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return "", err.Error()
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp.Status, string(b)
+	return strconv.Itoa(out[0].status), out[0].body
 }
 
 // TestMalformedRequests: requests that are not valid HTTP/1.1 are

@@ -34,6 +34,8 @@ type inbound struct {
 	peer                 netip.Addr
 	bodyLen              int64     // 0: none; -1: unknown (chunked)
 	body                 io.Reader // nil when bodyLen == 0
+	connClose, connKeep  bool      // Connection: close, keep-alive
+	connTokens           []string  // the Connection field's other options
 }
 
 // retryable reports whether the request may be sent again to another

@@ -509,7 +509,7 @@ func (uc *upConn) copyBody(s sink, timeout time.Duration) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-		size, ok := parseChunkSize(line)
+		size, ok := parseChunkLine(line)
 		if !ok {
 			return total, errBadResponse
 		}
@@ -534,8 +534,8 @@ func (uc *upConn) copyBody(s sink, timeout time.Duration) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-		if len(crlf) > 2 || (len(crlf) == 2 && crlf[0] != '\r') {
-			return total, errBadResponse
+		if len(crlf) != 2 || crlf[0] != '\r' {
+			return total, errBadResponse // chunk data ends with CRLF, as net/http's client requires
 		}
 	}
 }
@@ -590,41 +590,6 @@ func (uc *upConn) discard() {
 		return
 	}
 	uc.close()
-}
-
-func parseChunkSize(line []byte) (int64, bool) {
-	line = trimCRLF(line)
-	if i := indexByte(line, ';'); i >= 0 {
-		line = line[:i]
-	}
-	line = trimOWS(line)
-	if len(line) == 0 || len(line) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range line {
-		switch {
-		case c >= '0' && c <= '9':
-			n = n<<4 | int64(c-'0')
-		case c >= 'a' && c <= 'f':
-			n = n<<4 | int64(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			n = n<<4 | int64(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return n, true
-}
-
-func trimCRLF(b []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == '\n' {
-		b = b[:len(b)-1]
-	}
-	if len(b) > 0 && b[len(b)-1] == '\r' {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // String formats an origin for logs.
