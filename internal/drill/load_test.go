@@ -243,7 +243,10 @@ func TestLoadAndReadBackAgainstTheWorkload(t *testing.T) {
 	if fdids.Load() < 1 {
 		t.Errorf("the readback did not send the front door id")
 	}
-	s := Analyze(h, Options{})
+	// This test is about the load and the readback, not the schedule
+	// (TestOpenLoopKeepsScheduleWhenServerStalls is): sends may lag by
+	// up to the run's length (1 s) on a loaded machine or under -race.
+	s := Analyze(h, Options{MaxSendLag: time.Second})
 	if !s.Valid || s.LostWrites != 0 || s.AckedWrites != writes || s.StaleReads != 0 {
 		t.Fatalf("summary: valid %v lost %d acked %d stale %d reasons %v", s.Valid, s.LostWrites, s.AckedWrites, s.StaleReads, s.Reasons)
 	}
