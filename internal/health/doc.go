@@ -57,7 +57,11 @@
 // 503). The last form is Traffic Manager's published formula, which assumes
 // the next probe waits Interval after a timeout; the fixed cadence makes it
 // a strict upper bound. FastInterval applies only once the target is
-// unhealthy, so it does not shorten detection. With the topology defaults:
+// unhealthy, so it does not shorten detection. The matching lower bound,
+// Config.MinDetection, is the best case: failures immediate, the first
+// right after D, the waits Interval less the largest jitter, so
+// Interval×(1−Jitter)×(SampleSize−SuccessfulSamples), respectively
+// ×ToleratedFailures. With the topology defaults:
 // front door (1s, 500ms, 4/2) ≤ 3.5s; GSLB (10s, 5s, 3 tolerated) ≤ 45s
 // (Traffic Manager's formula: 60s). Consumers add their own delay: the DNS
 // TTL for the GSLB; nothing for the front door, which reads Healthy per
@@ -75,6 +79,9 @@
 // # Time
 //
 // Every schedule, timeout and ejection period runs on Config.Clock, so tests
-// drive a Checker with a FakeClock. Probe latency (RTT) is measured on the
-// wall clock, since it measures the network.
+// drive a Checker with a FakeClock (FakeClock.SettleProbes lets each probe's
+// result count before time moves on); it is the one way geostamp's tests
+// control time, also where real servers run over real sockets. Probe
+// latency (RTT) is measured on the wall clock, since it measures the
+// network.
 package health
