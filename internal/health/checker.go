@@ -772,3 +772,18 @@ func (c *Checker) Subscribe(buf int) (<-chan Event, func()) {
 // Dropped returns the number of events dropped so far because a
 // subscriber's buffer was full, over all subscriptions.
 func (c *Checker) Dropped() uint64 { return c.dropped.Load() }
+
+// Probing returns the number of probes in flight: started and not yet
+// recorded (answered, timed out or abandoned). A test on a FakeClock waits
+// for it before moving time on (FakeClock.SettleProbes).
+func (c *Checker) Probing() int {
+	n := 0
+	for _, t := range c.set.Load().order {
+		t.mu.Lock()
+		if t.inflight {
+			n++
+		}
+		t.mu.Unlock()
+	}
+	return n
+}

@@ -1,13 +1,17 @@
 package health
 
 import (
+	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
 
-// Clock is the source of time of a Checker (CONVENTIONS #9): every probe
-// schedule, probe timeout and ejection period is a Clock timer, so tests can
-// drive them with a FakeClock instead of sleeping. Production uses Real.
+// Clock is the source of time of a Checker: every probe schedule, probe
+// timeout and ejection period is a Clock timer, so tests drive them with a
+// FakeClock instead of sleeping, including tests that run real servers
+// over real sockets (the front door's, the GSLB's). Production uses Real.
+// It is the one way geostamp's tests control time.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
@@ -48,17 +52,17 @@ var (
 // timer created with a zero or negative duration is due at once and runs at
 // the next Advance (Advance(0) is enough), never inside AfterFunc itself.
 //
-// Code under test often starts goroutines from timer callbacks (a Checker
-// runs each probe in its own goroutine). SetSettle installs a function that
+// Code under test often starts goroutines from timer callbacks: a Checker
+// runs each probe in its own goroutine. SetSettle installs a function that
 // Advance calls after every callback so that those goroutines finish before
-// time moves on; inside a testing/synctest bubble, synctest.Wait is exactly
-// that function:
+// time moves on; SettleProbes installs the one a Checker needs:
 //
-//	synctest.Test(t, func(t *testing.T) {
-//		clk := health.NewFakeClock(time.Unix(0, 0))
-//		clk.SetSettle(synctest.Wait)
-//		...
-//	})
+//	clk := health.NewFakeClock(time.Unix(0, 0))
+//	c, _ := health.New(health.Config{Clock: clk, ...}, targets)
+//	clk.SettleProbes(c, nil)
+//	go c.Run(ctx)
+//	clk.WaitPending(len(targets)) // Run has scheduled the first probes
+//	clk.Advance(0)                // they ran, and their results counted
 type FakeClock struct {
 	advance sync.Mutex // serialises Advance
 	mu      sync.Mutex // guards the fields below
@@ -152,6 +156,47 @@ func (c *FakeClock) Advance(d time.Duration) {
 		if settle != nil {
 			settle()
 		}
+	}
+}
+
+// settleLimit bounds, in real time, the waits of SettleProbes and
+// WaitPending: what they wait for takes microseconds, so reaching it means
+// a probe that never returns (a bug in the test's Prober, or a deadlock).
+const settleLimit = 10 * time.Second
+
+// SettleProbes makes Advance wait, after each timer callback, until c has
+// recorded every probe it started but the ones its Prober is holding on
+// purpose (a probe that hangs until its timeout): held() of them, none
+// when held is nil. It panics when that takes longer than settleLimit.
+func (c *FakeClock) SettleProbes(chk *Checker, held func() int) {
+	settled := func() bool {
+		n := 0
+		if held != nil {
+			n = held()
+		}
+		return chk.Probing() <= n
+	}
+	c.SetSettle(func() {
+		waitUntil(settled, func() string { return fmt.Sprintf("health: %d probes still in flight", chk.Probing()) })
+	})
+}
+
+// WaitPending waits until at least n timers are pending: for a Run started
+// in another goroutine to schedule its first probes. It panics when that
+// takes longer than settleLimit.
+func (c *FakeClock) WaitPending(n int) {
+	waitUntil(func() bool { return c.Pending() >= n },
+		func() string { return fmt.Sprintf("health: %d timers pending, want %d", c.Pending(), n) })
+}
+
+// waitUntil yields until done reports true, in real time.
+func waitUntil(done func() bool, what func() string) {
+	limit := time.Now().Add(settleLimit)
+	for !done() {
+		if time.Now().After(limit) {
+			panic(what() + " after " + settleLimit.String())
+		}
+		runtime.Gosched()
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -33,54 +32,52 @@ func ejected(c *Checker, name string) bool {
 }
 
 func TestEjectionOnFirstConnectErrorWithDefaults(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := run(t, Config{Interval: time.Second}, "westeurope", "northeurope")
-		defer h.stop()
-		h.drain()
-		if !h.c.Healthy("westeurope") {
-			t.Fatal("not healthy after first probe")
-		}
-		h.c.Report("westeurope", Success)
-		h.c.Report("westeurope", ConnectError)
-		if h.c.Healthy("westeurope") {
-			t.Fatal("healthy after a connect error with the default of 1 consecutive error")
-		}
-		st, _ := h.c.State("westeurope")
-		if !st.Ejected || st.Status != StatusHealthy || st.Ejections != 1 || !st.EjectedUntil.Equal(t0.Add(10*time.Second)) {
-			t.Fatalf("state %+v, want ejected until t0+10s with probe status healthy", st)
-		}
-		// A passing probe does not end the ejection early.
-		h.clk.Advance(9 * time.Second)
-		if h.c.Healthy("westeurope") {
-			t.Fatal("ejection ended early")
-		}
-		h.clk.Advance(time.Second)
-		if !h.c.Healthy("westeurope") {
-			t.Fatal("not healthy after the ejection period")
-		}
-		evs := h.drain()
-		want := []string{"westeurope:healthy>ejected@0s", "westeurope:ejected>restored@10s"}
-		if got := transitions(evs); !slices.Equal(got, want) {
-			t.Fatalf("events %v, want %v", got, want)
-		}
-		if r := evs[0].Reason; r != "1 consecutive failed requests (last: connect error); ejected for 10s (ejection 1)" {
-			t.Errorf("ejection reason %q", r)
-		}
-		if r := evs[1].Reason; r != "ejection of 10s ended; probe status healthy" {
-			t.Errorf("restore reason %q", r)
-		}
-		if evs[0].Healthy || !evs[1].Healthy {
-			t.Errorf("event Healthy flags %v %v, want false true", evs[0].Healthy, evs[1].Healthy)
-		}
-		// An ejected target whose probes fail stays unhealthy after the
-		// ejection: both signals must agree.
-		h.c.Report("northeurope", ServerError)
-		h.script.set("northeurope", refuse)
-		h.clk.Advance(15 * time.Second)
-		if h.c.Healthy("northeurope") || ejected(h.c, "northeurope") {
-			t.Errorf("northeurope healthy=%v ejected=%v, want false false", h.c.Healthy("northeurope"), ejected(h.c, "northeurope"))
-		}
-	})
+	h := run(t, Config{Interval: time.Second}, "westeurope", "northeurope")
+	defer h.stop()
+	h.drain()
+	if !h.c.Healthy("westeurope") {
+		t.Fatal("not healthy after first probe")
+	}
+	h.c.Report("westeurope", Success)
+	h.c.Report("westeurope", ConnectError)
+	if h.c.Healthy("westeurope") {
+		t.Fatal("healthy after a connect error with the default of 1 consecutive error")
+	}
+	st, _ := h.c.State("westeurope")
+	if !st.Ejected || st.Status != StatusHealthy || st.Ejections != 1 || !st.EjectedUntil.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("state %+v, want ejected until t0+10s with probe status healthy", st)
+	}
+	// A passing probe does not end the ejection early.
+	h.clk.Advance(9 * time.Second)
+	if h.c.Healthy("westeurope") {
+		t.Fatal("ejection ended early")
+	}
+	h.clk.Advance(time.Second)
+	if !h.c.Healthy("westeurope") {
+		t.Fatal("not healthy after the ejection period")
+	}
+	evs := h.drain()
+	want := []string{"westeurope:healthy>ejected@0s", "westeurope:ejected>restored@10s"}
+	if got := transitions(evs); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if r := evs[0].Reason; r != "1 consecutive failed requests (last: connect error); ejected for 10s (ejection 1)" {
+		t.Errorf("ejection reason %q", r)
+	}
+	if r := evs[1].Reason; r != "ejection of 10s ended; probe status healthy" {
+		t.Errorf("restore reason %q", r)
+	}
+	if evs[0].Healthy || !evs[1].Healthy {
+		t.Errorf("event Healthy flags %v %v, want false true", evs[0].Healthy, evs[1].Healthy)
+	}
+	// An ejected target whose probes fail stays unhealthy after the
+	// ejection: both signals must agree.
+	h.c.Report("northeurope", ServerError)
+	h.script.set("northeurope", refuse)
+	h.clk.Advance(15 * time.Second)
+	if h.c.Healthy("northeurope") || ejected(h.c, "northeurope") {
+		t.Errorf("northeurope healthy=%v ejected=%v, want false false", h.c.Healthy("northeurope"), ejected(h.c, "northeurope"))
+	}
 }
 
 func TestEjectionBackoff(t *testing.T) {
@@ -248,114 +245,112 @@ func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 // is untouched, the ejection cap and the restore order held, the counts in
 // the snapshots match the events, and the checker still decides correctly.
 func TestConcurrentUse(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		names := []string{"a", "b", "c"}
-		h := run(t, Config{Interval: time.Second, Outlier: Outlier{ConsecutiveErrors: 2}}, names...)
-		defer h.stop()
-		h.script.setLatency("a", 3*time.Millisecond)
-		// The same targets again: SetTargets must keep their state.
-		same := make([]Target, len(names))
-		for i, n := range names {
-			same[i] = Target{Name: n, URL: "http://" + n + "/health/stamp"}
-		}
-		var wg sync.WaitGroup
-		for i := range 4 {
-			wg.Go(func() {
-				for j := range 200 {
-					name := names[j%3]
-					h.c.Healthy(name)
-					h.c.RTT(name)
-					// Worker 0 fails every request to c: c gets ejected.
-					if (i+j)%5 == 0 || i == 0 && name == "c" {
-						h.c.Report(name, ServerError)
-					} else {
-						h.c.Report(name, Success)
-					}
-				}
-			})
-		}
+	names := []string{"a", "b", "c"}
+	h := run(t, Config{Interval: time.Second, Outlier: Outlier{ConsecutiveErrors: 2}}, names...)
+	defer h.stop()
+	h.script.setLatency("a", 3*time.Millisecond)
+	// The same targets again: SetTargets must keep their state.
+	same := make([]Target, len(names))
+	for i, n := range names {
+		same[i] = Target{Name: n, URL: "http://" + n + "/health/stamp"}
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
 		wg.Go(func() {
-			for range 20 {
-				h.c.States()
-				if err := h.c.SetTargets(same); err != nil {
-					t.Error(err)
+			for j := range 200 {
+				name := names[j%3]
+				h.c.Healthy(name)
+				h.c.RTT(name)
+				// Worker 0 fails every request to c: c gets ejected.
+				if (i+j)%5 == 0 || i == 0 && name == "c" {
+					h.c.Report(name, ServerError)
+				} else {
+					h.c.Report(name, Success)
 				}
 			}
 		})
+	}
+	wg.Go(func() {
 		for range 20 {
-			h.clk.Advance(time.Second)
-		}
-		wg.Wait()
-
-		// Probing went on at its cadence: one probe a second from 0 to 20 s.
-		var want []time.Duration
-		for s := range 21 {
-			want = append(want, time.Duration(s)*time.Second)
-		}
-		for _, n := range names {
-			if got := h.script.startsOf(n); !slices.Equal(got, want) {
-				t.Errorf("%s: probe starts %v, want every second from 0 to 20s", n, got)
+			h.c.States()
+			if err := h.c.SetTargets(same); err != nil {
+				t.Error(err)
 			}
-		}
-		// Ejections: at most max(1, 0.5×3) = 1 at a time, each ended by a
-		// restore before the next, and as many as the snapshots count.
-		ejections := map[string]int{}
-		out, open := 0, map[string]bool{}
-		for _, ev := range h.drain() {
-			switch ev.To {
-			case StatusEjected:
-				if open[ev.Target] {
-					t.Errorf("%s ejected twice without a restore", ev.Target)
-				}
-				open[ev.Target] = true
-				ejections[ev.Target]++
-				if out++; out > 1 {
-					t.Errorf("%d targets ejected at once at %s, above the cap of 1", out, ev.Time.Sub(t0))
-				}
-			case StatusRestored:
-				if !open[ev.Target] {
-					t.Errorf("%s restored without an ejection", ev.Target)
-				}
-				open[ev.Target] = false
-				out--
-			}
-		}
-		t.Logf("ejections during the concurrent phase: %v", ejections)
-		if ejections["c"] == 0 {
-			t.Error("c was never ejected, though worker 0 failed all its requests to it")
-		}
-		for _, st := range h.c.States() {
-			if st.Status != StatusHealthy || st.Ejected != open[st.Name] || st.Healthy != !st.Ejected {
-				t.Errorf("%s: status %s ejected %v healthy %v, want healthy probes and ejected %v", st.Name, st.Status, st.Ejected, st.Healthy, open[st.Name])
-			}
-			if st.Ejections != ejections[st.Name] {
-				t.Errorf("%s: %d ejections in the snapshot, %d in the events", st.Name, st.Ejections, ejections[st.Name])
-			}
-			if !slices.Equal(st.Recent, []bool{true, true, true, true}) {
-				t.Errorf("%s: recent %v, want the last 4 probes passed", st.Name, st.Recent)
-			}
-		}
-		if rtt := h.c.RTT("a"); rtt != 3*time.Millisecond {
-			t.Errorf("RTT(a) = %s, want the scripted 3ms", rtt)
-		}
-		// The passive rule still counts from a success: one error is
-		// tolerated, the second in a row ejects (unless another target is
-		// out, as the cap allows one).
-		for _, n := range names {
-			h.c.Report(n, Success)
-			h.c.Report(n, ServerError)
-			if st, _ := h.c.State(n); st.Ejected != open[n] {
-				t.Errorf("%s: one error after a success changed ejected to %v", n, st.Ejected)
-			}
-		}
-		h.clk.Advance(DefaultMaxEjectFor) // every ejection has ended
-		h.drain()
-		h.c.Report("b", ServerError)
-		h.c.Report("b", ServerError)
-		if !ejected(h.c, "b") {
-			t.Error("b not ejected after two errors in a row")
 		}
 	})
+	for range 20 {
+		h.clk.Advance(time.Second)
+	}
+	wg.Wait()
+
+	// Probing went on at its cadence: one probe a second from 0 to 20 s.
+	var want []time.Duration
+	for s := range 21 {
+		want = append(want, time.Duration(s)*time.Second)
+	}
+	for _, n := range names {
+		if got := h.script.startsOf(n); !slices.Equal(got, want) {
+			t.Errorf("%s: probe starts %v, want every second from 0 to 20s", n, got)
+		}
+	}
+	// Ejections: at most max(1, 0.5×3) = 1 at a time, each ended by a
+	// restore before the next, and as many as the snapshots count.
+	ejections := map[string]int{}
+	out, open := 0, map[string]bool{}
+	for _, ev := range h.drain() {
+		switch ev.To {
+		case StatusEjected:
+			if open[ev.Target] {
+				t.Errorf("%s ejected twice without a restore", ev.Target)
+			}
+			open[ev.Target] = true
+			ejections[ev.Target]++
+			if out++; out > 1 {
+				t.Errorf("%d targets ejected at once at %s, above the cap of 1", out, ev.Time.Sub(t0))
+			}
+		case StatusRestored:
+			if !open[ev.Target] {
+				t.Errorf("%s restored without an ejection", ev.Target)
+			}
+			open[ev.Target] = false
+			out--
+		}
+	}
+	t.Logf("ejections during the concurrent phase: %v", ejections)
+	if ejections["c"] == 0 {
+		t.Error("c was never ejected, though worker 0 failed all its requests to it")
+	}
+	for _, st := range h.c.States() {
+		if st.Status != StatusHealthy || st.Ejected != open[st.Name] || st.Healthy != !st.Ejected {
+			t.Errorf("%s: status %s ejected %v healthy %v, want healthy probes and ejected %v", st.Name, st.Status, st.Ejected, st.Healthy, open[st.Name])
+		}
+		if st.Ejections != ejections[st.Name] {
+			t.Errorf("%s: %d ejections in the snapshot, %d in the events", st.Name, st.Ejections, ejections[st.Name])
+		}
+		if !slices.Equal(st.Recent, []bool{true, true, true, true}) {
+			t.Errorf("%s: recent %v, want the last 4 probes passed", st.Name, st.Recent)
+		}
+	}
+	if rtt := h.c.RTT("a"); rtt != 3*time.Millisecond {
+		t.Errorf("RTT(a) = %s, want the scripted 3ms", rtt)
+	}
+	// The passive rule still counts from a success: one error is
+	// tolerated, the second in a row ejects (unless another target is
+	// out, as the cap allows one).
+	for _, n := range names {
+		h.c.Report(n, Success)
+		h.c.Report(n, ServerError)
+		if st, _ := h.c.State(n); st.Ejected != open[n] {
+			t.Errorf("%s: one error after a success changed ejected to %v", n, st.Ejected)
+		}
+	}
+	h.clk.Advance(DefaultMaxEjectFor) // every ejection has ended
+	h.drain()
+	h.c.Report("b", ServerError)
+	h.c.Report("b", ServerError)
+	if !ejected(h.c, "b") {
+		t.Error("b not ejected after two errors in a row")
+	}
 }
 
 func BenchmarkHotPath(b *testing.B) {
@@ -393,25 +388,23 @@ func BenchmarkHotPath(b *testing.B) {
 // for its errors: its 503s (writes waiting for a data failover) are the
 // platform's state, and ejecting it would leave nothing to route to.
 func TestLastTargetInRotationIsNotEjected(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := run(t, Config{Interval: time.Second}, "westeurope", "northeurope")
-		defer h.stop()
-		h.drain()
-		h.script.set("westeurope", refuse)
-		h.clk.Advance(5 * time.Second)
-		if h.c.Healthy("westeurope") {
-			t.Fatal("westeurope still healthy with its probes refused")
-		}
-		h.c.Report("northeurope", ServerError)
-		if ejected(h.c, "northeurope") || !h.c.Healthy("northeurope") {
-			t.Fatal("the last region in rotation was ejected")
-		}
-		// With westeurope back, northeurope's errors eject it again.
-		h.script.set("westeurope", up)
-		h.clk.Advance(5 * time.Second)
-		h.c.Report("northeurope", ServerError)
-		if !ejected(h.c, "northeurope") {
-			t.Fatal("northeurope not ejected with westeurope in rotation")
-		}
-	})
+	h := run(t, Config{Interval: time.Second}, "westeurope", "northeurope")
+	defer h.stop()
+	h.drain()
+	h.script.set("westeurope", refuse)
+	h.clk.Advance(5 * time.Second)
+	if h.c.Healthy("westeurope") {
+		t.Fatal("westeurope still healthy with its probes refused")
+	}
+	h.c.Report("northeurope", ServerError)
+	if ejected(h.c, "northeurope") || !h.c.Healthy("northeurope") {
+		t.Fatal("the last region in rotation was ejected")
+	}
+	// With westeurope back, northeurope's errors eject it again.
+	h.script.set("westeurope", up)
+	h.clk.Advance(5 * time.Second)
+	h.c.Report("northeurope", ServerError)
+	if !ejected(h.c, "northeurope") {
+		t.Fatal("northeurope not ejected with westeurope in rotation")
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/geostamp/geostamp/internal/health"
@@ -166,45 +165,43 @@ func TestFromTopology(t *testing.T) {
 
 func TestRefreshFromChecker(t *testing.T) {
 	// The way frontdoor and gslb tests can drive a Checker: a FakeClock
-	// that settles the probe goroutines after each timer (synctest).
-	synctest.Test(t, func(t *testing.T) {
-		clk := health.NewFakeClock(time.Unix(0, 0))
-		clk.SetSettle(synctest.Wait)
-		chk, err := health.New(health.Config{Clock: clk, Jitter: -1, Prober: health.ProberFunc(func(_ context.Context, tg health.Target) health.Result {
-			if tg.Name == "northeurope" {
-				return health.Result{Err: errors.New("connection refused")}
-			}
-			return health.Result{Status: 200, Latency: 4 * time.Millisecond}
-		})}, []health.Target{{Name: "westeurope"}, {Name: "northeurope"}})
-		if err != nil {
-			t.Fatal(err)
+	// that settles the probe goroutines after each timer.
+	clk := health.NewFakeClock(time.Unix(0, 0))
+	chk, err := health.New(health.Config{Clock: clk, Jitter: -1, Prober: health.ProberFunc(func(_ context.Context, tg health.Target) health.Result {
+		if tg.Name == "northeurope" {
+			return health.Result{Err: errors.New("connection refused")}
 		}
-		cands := []Candidate{{Name: "westeurope", Priority: 2, Enabled: true, Healthy: true, RTT: time.Second}, {Name: "northeurope", Priority: 1, Enabled: true}}
-		Refresh(cands, chk) // nothing probed yet: not healthy, no RTT
-		if cands[0].Healthy || cands[0].RTT != 0 {
-			t.Errorf("before probing: %+v", cands[0])
-		}
-		if d := Decide(Policy{Method: Latency}, cands, Request{}); !d.FailOpen || len(d.Order) != 2 {
-			t.Errorf("before probing: %+v, want fail-open over both", d)
-		}
+		return health.Result{Status: 200, Latency: 4 * time.Millisecond}
+	})}, []health.Target{{Name: "westeurope"}, {Name: "northeurope"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.SettleProbes(chk, nil)
+	cands := []Candidate{{Name: "westeurope", Priority: 2, Enabled: true, Healthy: true, RTT: time.Second}, {Name: "northeurope", Priority: 1, Enabled: true}}
+	Refresh(cands, chk) // nothing probed yet: not healthy, no RTT
+	if cands[0].Healthy || cands[0].RTT != 0 {
+		t.Errorf("before probing: %+v", cands[0])
+	}
+	if d := Decide(Policy{Method: Latency}, cands, Request{}); !d.FailOpen || len(d.Order) != 2 {
+		t.Errorf("before probing: %+v, want fail-open over both", d)
+	}
 
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- chk.Run(ctx) }()
-		synctest.Wait()
-		clk.Advance(0)
-		Refresh(cands, chk)
-		if !cands[0].Healthy || cands[0].RTT != 4*time.Millisecond || cands[1].Healthy {
-			t.Errorf("after probing: %+v", cands)
-		}
-		if d := Decide(Policy{Method: Latency}, cands, Request{}); d.FailOpen || d.Target() != 0 {
-			t.Errorf("after probing: %+v, want westeurope", d)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- chk.Run(ctx) }()
+	clk.WaitPending(2) // Run has scheduled the first probes
+	clk.Advance(0)
+	Refresh(cands, chk)
+	if !cands[0].Healthy || cands[0].RTT != 4*time.Millisecond || cands[1].Healthy {
+		t.Errorf("after probing: %+v", cands)
+	}
+	if d := Decide(Policy{Method: Latency}, cands, Request{}); d.FailOpen || d.Target() != 0 {
+		t.Errorf("after probing: %+v, want westeurope", d)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestDefaultTopology(t *testing.T) {
