@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/geostamp/geostamp/internal/drill"
+	"github.com/geostamp/geostamp/internal/health"
+	"github.com/geostamp/geostamp/internal/testenv"
 	"github.com/geostamp/geostamp/internal/topology"
 )
 
@@ -98,15 +100,17 @@ func (l *runningLab) runDrillWatching(t *testing.T, out string, watch func(line 
 	return s, e.String(), code
 }
 
+func ptrString(p *float64) string {
+	if p == nil {
+		return "null"
+	}
+	return fmt.Sprintf("%.3f", *p)
+}
+
 // logSummary prints the numbers a reader of the test output wants.
 func logSummary(t *testing.T, s drill.Summary) {
 	t.Helper()
-	f := func(p *float64) string {
-		if p == nil {
-			return "null"
-		}
-		return fmt.Sprintf("%.3f", *p)
-	}
+	f := ptrString
 	gap := "null"
 	if s.PositionGap != nil {
 		gap = fmt.Sprint(*s.PositionGap)
@@ -159,22 +163,36 @@ func logFailures(t *testing.T, out string) {
 }
 
 // trustworthy runs a drill up to twice until its generator kept the
-// schedule; when the machine is too busy for that both times, the timing
-// assertions that follow would judge an invalid measurement, so the test
-// is skipped, saying why.
-func trustworthy(t *testing.T, run func(attempt int) drill.Summary) drill.Summary {
+// schedule, and says whether the last run's timing can be judged. What
+// does not depend on timing (loss, readback, split brain, stale reads, the
+// floor as a lower bound, re-analysis, the report) is checked on every
+// run; only the timing bounds wait for a valid one (see timing).
+func trustworthy(t *testing.T, run func(attempt int) drill.Summary) (s drill.Summary, timed bool) {
 	t.Helper()
-	var s drill.Summary
 	for attempt := 1; attempt <= 2; attempt++ {
 		s = run(attempt)
 		if !generatorBehind(s) {
-			return s
+			return s, true
 		}
 		t.Logf("attempt %d: the generator fell behind (%.1f%% of operations late, max %.0f ms): the machine is too busy to measure timing",
 			attempt, 100*s.Generator.LateFraction, s.Generator.MaxSendLagMs)
 	}
-	t.Skipf("this machine could not keep the drill's open-loop schedule twice in a row (the run is invalid); timing is not judged")
-	return s
+	return s, false
+}
+
+// timing runs the timing bounds of a drill as the subtest "timing". When
+// the generator could not keep its schedule on any attempt the bounds
+// would judge an invalid measurement: they are waived, and with
+// GEOSTAMP_REQUIRE_TIMING=1 (CI) that is a failure.
+func timing(t *testing.T, timed bool, s drill.Summary, bounds func(t *testing.T)) {
+	t.Helper()
+	t.Run("timing", func(t *testing.T) {
+		if !timed {
+			testenv.Skip(t, "TIMING", "the generator fell behind its open-loop schedule on every attempt (last: %.1f%% of operations late, max %.0f ms): the run is invalid and its timing bounds are waived",
+				100*s.Generator.LateFraction, s.Generator.MaxSendLagMs)
+		}
+		bounds(t)
+	})
 }
 
 func generatorBehind(s drill.Summary) bool {
@@ -182,9 +200,10 @@ func generatorBehind(s drill.Summary) bool {
 }
 
 // checkMeasured asserts what every drill must deliver whatever the
-// verdict: the schedule was complete and every acknowledged write was read
-// back. (Whether the generator kept its schedule within 25 ms depends on
-// the machine; see trustworthy.)
+// verdict and the machine's load: the schedule was complete, every
+// acknowledged write was read back, and a measured RTO is not below the
+// floor, which is a lower bound (the RTO's true instant lies within one
+// resolution before the measured one).
 func checkMeasured(t *testing.T, s drill.Summary, scenario string) {
 	t.Helper()
 	if s.Scenario != scenario || s.Ops == 0 || s.Generator.Missing != 0 || s.Generator.OffSchedule != 0 || s.Generator.Duplicate != 0 {
@@ -192,6 +211,29 @@ func checkMeasured(t *testing.T, s drill.Summary, scenario string) {
 	}
 	if s.AckedWrites == 0 || s.UnverifiedWrites != 0 {
 		t.Fatalf("acked %d, never read back %d", s.AckedWrites, s.UnverifiedWrites)
+	}
+	if s.FloorRTOSeconds == nil {
+		t.Errorf("no floor in the summary: %q", s.Notes)
+	} else if s.RTOSeconds != nil && *s.RTOSeconds < *s.FloorRTOSeconds-s.RTOResolutionSeconds-1e-9 {
+		t.Errorf("rto %.3f s below the floor %.3f s − resolution %.3f s: the floor is not a lower bound (terms %+v)",
+			*s.RTOSeconds, *s.FloorRTOSeconds, s.RTOResolutionSeconds, s.Floor)
+	}
+}
+
+// checkReanalysis re-analyses the run in out with `geostamp drill analyze`
+// and checks that it gives the same result.
+func checkReanalysis(t *testing.T, out string, s drill.Summary, code int) {
+	t.Helper()
+	o, e, code2 := cli(t, "drill", "analyze", out, "--json")
+	var again drill.Summary
+	if err := json.Unmarshal([]byte(o), &again); err != nil {
+		t.Fatalf("%v: %s %s", err, o, e)
+	}
+	same := func(a, b *float64) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+	if code2 != code || again.Verdict != s.Verdict || again.Valid != s.Valid || again.FailedRequests != s.FailedRequests || again.Ops != s.Ops ||
+		!same(again.RTOSeconds, s.RTOSeconds) || !same(again.FloorRTOSeconds, s.FloorRTOSeconds) || again.LostWrites != s.LostWrites ||
+		again.SplitBrainWrites != s.SplitBrainWrites || again.StaleReads != s.StaleReads || again.AckedWrites != s.AckedWrites {
+		t.Errorf("analyze gave exit %d %+v, the run exit %d %+v", code2, again, code, s)
 	}
 }
 
@@ -206,7 +248,7 @@ func TestDrillRegionOutage(t *testing.T) {
 	l := startLab(t)
 	var out, progress string
 	var code int
-	s := trustworthy(t, func(attempt int) drill.Summary {
+	s, timed := trustworthy(t, func(attempt int) drill.Summary {
 		out = filepath.Join(t.TempDir(), "region-outage")
 		var s drill.Summary
 		s, progress, code = l.runDrill(t, out, "region-outage", "--region", "northeurope", "--fault-at", "3s", "--duration", "13s")
@@ -214,15 +256,10 @@ func TestDrillRegionOutage(t *testing.T) {
 		checkMeasured(t, s, "region-outage")
 		return s
 	})
-	if s.FailedRequests != 0 {
-		t.Errorf("%d failed requests, want 0", s.FailedRequests)
-		logFailures(t, out)
-	}
-	if s.RTOSeconds == nil || *s.RTOSeconds >= s.Objectives.RTOSeconds {
-		t.Errorf("rto %v, want under the objective %g s", s.RTOSeconds, s.Objectives.RTOSeconds)
-	}
-	if s.LostWrites != 0 || s.SplitBrainWrites != 0 {
-		t.Errorf("lost %d, split brain %d", s.LostWrites, s.SplitBrainWrites)
+	// Whatever the load: nothing lost, no split brain, no stale read (the
+	// data stays in westeurope, which holds every primary).
+	if s.LostWrites != 0 || s.SplitBrainWrites != 0 || s.StaleReads != 0 {
+		t.Errorf("lost %d, split brain %d, stale reads %d", s.LostWrites, s.SplitBrainWrites, s.StaleReads)
 	}
 	// Killing a region without a primary involves no promotion, and the
 	// front door retries a refused connection on the other region at once:
@@ -230,29 +267,29 @@ func TestDrillRegionOutage(t *testing.T) {
 	if s.FloorRTOSeconds == nil || *s.FloorRTOSeconds != 0 {
 		t.Errorf("floor %v, want 0 s", s.FloorRTOSeconds)
 	}
-	if s.Valid && code != 0 {
-		t.Errorf("a valid run with no failure must pass: exit %d, reasons %q", code, s.Reasons)
-	}
-	if !strings.Contains(progress, "fault: region kill") || !strings.Contains(progress, "served by westeurope") {
-		t.Errorf("progress output lacks the fault or the serving region:\n%s", progress)
+	if !strings.Contains(progress, "fault: region kill") {
+		t.Errorf("progress output lacks the fault:\n%s", progress)
 	}
 	if len(s.Streams) != 2 || s.Streams[0].Conn != drill.ConnFresh || s.Streams[1].Conn != drill.ConnPooled {
 		t.Errorf("streams %+v, want front door fresh and pooled", s.Streams)
 	}
-
-	t.Run("analyze", func(t *testing.T) {
-		o, e, code2 := cli(t, "drill", "analyze", out, "--json")
-		var again drill.Summary
-		if err := json.Unmarshal([]byte(o), &again); err != nil {
-			t.Fatalf("%v: %s %s", err, o, e)
+	t.Run("analyze", func(t *testing.T) { checkReanalysis(t, out, s, code) })
+	t.Run("report-in-browser", func(t *testing.T) { checkReportInBrowser(t, filepath.Join(out, drill.ReportFile), s) })
+	timing(t, timed, s, func(t *testing.T) {
+		if s.FailedRequests != 0 {
+			t.Errorf("%d failed requests, want 0", s.FailedRequests)
+			logFailures(t, out)
 		}
-		same := func(a, b *float64) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
-		if code2 != code || again.Verdict != s.Verdict || again.FailedRequests != s.FailedRequests || again.Ops != s.Ops ||
-			!same(again.RTOSeconds, s.RTOSeconds) || again.LostWrites != s.LostWrites {
-			t.Errorf("analyze gave exit %d %+v, the run exit %d %+v", code2, again, code, s)
+		if s.RTOSeconds == nil || *s.RTOSeconds >= s.Objectives.RTOSeconds {
+			t.Errorf("rto %v, want under the objective %g s", s.RTOSeconds, s.Objectives.RTOSeconds)
+		}
+		if s.Valid && code != 0 {
+			t.Errorf("a valid run with no failure must pass: exit %d, reasons %q", code, s.Reasons)
+		}
+		if !strings.Contains(progress, "served by westeurope") {
+			t.Errorf("progress output lacks the serving region:\n%s", progress)
 		}
 	})
-	t.Run("report-in-browser", func(t *testing.T) { checkReportInBrowser(t, filepath.Join(out, drill.ReportFile), s) })
 }
 
 // TestDrillDNSFailover kills westeurope, where the GSLB sends clients,
@@ -270,7 +307,9 @@ func TestDrillDNSFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := startLab(t, "-f", file)
-	s := trustworthy(t, func(attempt int) drill.Summary {
+	var out string
+	var code int
+	s, timed := trustworthy(t, func(attempt int) drill.Summary {
 		// The GSLB must send clients to westeurope when the drill kills it
 		// (after a first attempt, the restarted region must be back).
 		eventually(t, 20*time.Second, "the GSLB answers westeurope", func() error {
@@ -280,40 +319,26 @@ func TestDrillDNSFailover(t *testing.T) {
 			}
 			return err
 		})
-		out := filepath.Join(t.TempDir(), "dns-failover")
-		s, _, _ := l.runDrill(t, out, "dns-failover", "-f", file, "--region", "westeurope", "--fault-at", "3s", "--duration", "13s")
+		out = filepath.Join(t.TempDir(), "dns-failover")
+		var s drill.Summary
+		s, _, code = l.runDrill(t, out, "dns-failover", "-f", file, "--region", "westeurope", "--fault-at", "3s", "--duration", "13s")
 		logSummary(t, s)
 		checkMeasured(t, s, "dns-failover")
 		return s
 	})
-	p := topo.GSLB.Probe
-	interval, ttl := p.Interval.D().Seconds(), topo.GSLB.TTL.D().Seconds()
+	interval, ttl := topo.GSLB.Probe.Interval.D().Seconds(), topo.GSLB.TTL.D().Seconds()
 	// The floor: the GSLB's detection at best (the first failed probe right
-	// after the kill, then toleratedFailures more, interval apart; a dead
-	// region fails each at once), plus the TTL of the last client's answer.
-	floor := interval*float64(p.Tolerated()) + ttl
+	// after the kill, then toleratedFailures more, each at the shortest
+	// wait of the probe schedule; a dead region fails each at once), plus
+	// the TTL of the last client's answer, which it took up to TTL/clients
+	// before the change.
+	floor := health.GSLBConfig(topo.GSLB).MinDetection().Seconds() + ttl - ttl/drill.DefaultDNSClients
 	if s.FloorRTOSeconds == nil || fmt.Sprintf("%.3f", *s.FloorRTOSeconds) != fmt.Sprintf("%.3f", floor) {
-		t.Fatalf("floor %v, want %g", s.FloorRTOSeconds, floor)
+		t.Errorf("floor %v, want %.3f", ptrString(s.FloorRTOSeconds), floor)
 	}
-	if s.RTOSeconds == nil {
-		t.Fatalf("never recovered: %q", s.Reasons)
-	}
-	rto := *s.RTOSeconds
-	// Upper bound (the issue's): the floor plus the TTL plus one probe
-	// interval (the first failed probe may come an interval after the kill),
-	// plus the RTO's resolution.
-	upper := floor + ttl + interval + s.RTOResolutionSeconds
-	// Lower bound: the floor, less what a finite set of simulated clients
-	// makes of the "last client": the one that refreshed last before the
-	// detection did so up to TTL/clients before it, its last failed
-	// operation comes up to one of its send intervals (clients × streams /
-	// rate) before its next refresh, and the RTO is resolved to one send
-	// interval.
-	const rate, streams, clients = drill.DefaultRate, 2, drill.DefaultDNSClients
-	lower := floor - ttl/clients - clients*streams/rate - s.RTOResolutionSeconds
-	t.Logf("rto %.3f s; bounds [%.3f, %.3f]; floor %.3f", rto, lower, upper, floor)
-	if rto < lower || rto > upper {
-		t.Errorf("rto %.3f s outside [%.3f, %.3f]", rto, lower, upper)
+	// The primaries are in northeurope, which lives on: nothing is lost.
+	if s.LostWrites != 0 || s.SplitBrainWrites != 0 || s.StaleReads != 0 {
+		t.Errorf("lost %d, split brain %d, stale reads %d", s.LostWrites, s.SplitBrainWrites, s.StaleReads)
 	}
 	if s.FailedRequests == 0 {
 		t.Errorf("no failed request: clients on DNS must see the outage until their cache expires")
@@ -321,11 +346,28 @@ func TestDrillDNSFailover(t *testing.T) {
 	if len(s.Streams) != 2 || s.Streams[0].Path != drill.PathDNS {
 		t.Errorf("streams %+v, want dns fresh and pooled", s.Streams)
 	}
-	for _, r := range s.Regions {
-		if r.Region == "northeurope" && r.OK == 0 {
-			t.Errorf("northeurope served nothing after the failover")
+	t.Run("analyze", func(t *testing.T) { checkReanalysis(t, out, s, code) })
+	timing(t, timed, s, func(t *testing.T) {
+		if s.RTOSeconds == nil {
+			t.Fatalf("never recovered: %q", s.Reasons)
 		}
-	}
+		rto := *s.RTOSeconds
+		// Upper bound (unchanged from before the floor counted the jitter and
+		// the client spacing): detection at best interval × toleratedFailures
+		// plus the TTL, plus the TTL plus one probe interval (the first
+		// failed probe may come an interval after the kill), plus the RTO's
+		// resolution.
+		upper := interval*float64(topo.GSLB.Probe.Tolerated()+1) + 2*ttl + s.RTOResolutionSeconds
+		t.Logf("rto %.3f s; upper bound %.3f; floor %.3f", rto, upper, floor)
+		if rto > upper {
+			t.Errorf("rto %.3f s above %.3f", rto, upper)
+		}
+		for _, r := range s.Regions {
+			if r.Region == "northeurope" && r.OK == 0 {
+				t.Errorf("northeurope served nothing after the failover")
+			}
+		}
+	})
 }
 
 // TestDrillDataPrimaryLoss crashes the data engine of orders' primary
@@ -345,15 +387,13 @@ func TestDrillDataPrimaryLoss(t *testing.T) {
 	}
 	const file = "testdata/failover.yaml"
 	l := startLab(t, "-f", file)
-	if _, e, code := l.cli("link", "cut", "westeurope", "northeurope", "--one-way"); code != 0 {
-		t.Fatalf("link cut: %s", e)
-	}
+	l.mustInject(t, "link", "cut", "westeurope", "northeurope", "--one-way")
 	out := filepath.Join(t.TempDir(), "data-primary-loss")
 	healed := make(chan struct{})
-	s, _, _ := l.runDrillWatching(t, out, func(line string) {
+	s, _, code := l.runDrillWatching(t, out, func(line string) {
 		if strings.Contains(line, "fault: the data engine") {
-			if _, e, code := l.cli("link", "heal", "westeurope", "northeurope", "--one-way"); code != 0 {
-				t.Errorf("link heal: %s", e)
+			if err := l.inject("link", "heal", "westeurope", "northeurope", "--one-way"); err != nil {
+				t.Error(err)
 			}
 			close(healed)
 		}
@@ -408,17 +448,33 @@ func TestDrillDataPrimaryLoss(t *testing.T) {
 	}
 	t.Logf("crash at %.3f s; promote at %.3f s with gap %d; lost %d; acknowledged in the last second before the crash %d; unacknowledged in flight %d",
 		float64(crashAt)/1e9, float64(promote.T)/1e9, *promote.Gap, s.LostWrites, lastAcked, inFlight)
-	if s.LostWrites < 20 {
-		t.Errorf("only %d acknowledged writes lost: with the replication stopped for the steady state, most of its writes must be", s.LostWrites)
-	}
 	if g := int(*s.PositionGap); g > s.LostWrites+inFlight || g < s.LostWrites-lastAcked {
 		t.Errorf("position gap %d, want lost_writes %d (+ %d in flight, − up to %d acknowledged after the last report)", g, s.LostWrites, inFlight, lastAcked)
 	}
 	if s.SplitBrainWrites != 0 {
 		t.Errorf("%d split-brain writes", s.SplitBrainWrites)
 	}
-	if s.RTOSeconds == nil || *s.RTOSeconds >= s.Objectives.RTOSeconds {
-		t.Errorf("rto %v, want under the objective %g s", s.RTOSeconds, s.Objectives.RTOSeconds)
+	// A read may miss a lost write (loss is counted as such), never one
+	// that survived.
+	survived := map[string]bool{}
+	for _, r := range h.Readbacks {
+		survived[r.Key] = survived[r.Key] || r.Found
+	}
+	acked := map[string]int64{}
+	for _, o := range h.Ops {
+		if _, dup := acked[o.Key]; o.Op == drill.OpWrite && o.Outcome == drill.OK && !dup {
+			acked[o.Key] = o.Done
+		}
+	}
+	staleSurvivors := 0
+	for _, o := range h.Ops {
+		if done, ok := acked[o.Key]; ok && o.Op == drill.OpRead && o.Outcome == drill.OK && o.Found != nil && !*o.Found && done < o.Sent && survived[o.Key] {
+			staleSurvivors++
+		}
+	}
+	t.Logf("stale reads %d, of surviving writes %d", s.StaleReads, staleSurvivors)
+	if staleSurvivors != 0 {
+		t.Errorf("%d reads missed a write that was acknowledged before them and survived", staleSurvivors)
 	}
 	// The drill's repair restarted westeurope before the readback; it
 	// rejoined and reported what it discarded: the exact loss by positions.
@@ -428,6 +484,17 @@ func TestDrillDataPrimaryLoss(t *testing.T) {
 	if d := int(*s.DiscardedWrites); d < s.LostWrites || d > s.LostWrites+inFlight {
 		t.Errorf("discarded %d, want lost_writes %d (+ up to %d unacknowledged in flight)", d, s.LostWrites, inFlight)
 	}
+	t.Run("analyze", func(t *testing.T) { checkReanalysis(t, out, s, code) })
+	// One attempt only: the drill moves the primary, so a second one would
+	// need another set-up.
+	timing(t, !generatorBehind(s), s, func(t *testing.T) {
+		if s.LostWrites < 20 {
+			t.Errorf("only %d acknowledged writes lost: with the replication stopped for the steady state, most of its writes must be", s.LostWrites)
+		}
+		if s.RTOSeconds == nil || *s.RTOSeconds >= s.Objectives.RTOSeconds {
+			t.Errorf("rto %v, want under the objective %g s", s.RTOSeconds, s.Objectives.RTOSeconds)
+		}
+	})
 }
 
 // TestDrillCLI covers what needs no drill run: the catalog, the help, the
@@ -449,7 +516,7 @@ func TestDrillCLI(t *testing.T) {
 	dir := t.TempDir() // no lab there: a dry run needs none
 	o, e, code := cli(t, "drill", "region-outage", "--lab", dir, "--region", "westeurope", "--fault-at", "5s", "--duration", "40s", "--dry-run")
 	if code != 0 || !strings.Contains(o, "5s  fault: kill-region region=westeurope") || !strings.Contains(o, "repair (not measured): restart-region region=westeurope") ||
-		!strings.Contains(o, "floor     15 s") {
+		!strings.Contains(o, "floor     13.666 s") { // default orders group: lease 5 s − one renewal period 4/3 s + grace 10 s
 		t.Errorf("dry run: exit %d\n%s%s", code, o, e)
 	}
 	if _, e, code := cli(t, "drill", "region-outage", "--target", "http://127.0.0.1:9"); code != 2 || !strings.Contains(e, "refused") {
@@ -494,10 +561,7 @@ func checkReportInBrowser(t *testing.T, report string, s drill.Summary) {
 		}
 	}
 	if chromium == "" {
-		if os.Getenv("GEOSTAMP_REQUIRE_BROWSER") == "1" {
-			t.Fatal("chromium is not installed and GEOSTAMP_REQUIRE_BROWSER=1")
-		}
-		t.Skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+		testenv.Skip(t, "BROWSER", "chromium is not installed (apt-get install chromium); .ci/run installs it")
 	}
 	b, err := os.ReadFile(report)
 	if err != nil {
