@@ -158,7 +158,7 @@ func (st *stats) Collect(ch chan<- prometheus.Metric) {
 			h = 1
 		}
 		ch <- prometheus.MustNewConstMetric(st.healthy, prometheus.GaugeValue, h, ts.Name)
-		ch <- prometheus.MustNewConstMetric(st.rtt, prometheus.GaugeValue, ts.RTT.Seconds(), ts.Name)
+		ch <- prometheus.MustNewConstMetric(st.rtt, prometheus.GaugeValue, ts.RTT.D().Seconds(), ts.Name)
 	}
 	cur := st.s.state.Load()
 	deg := 0.0

@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/geostamp/geostamp/internal/topology"
 )
 
 // Statuses of a target, used in TargetState.Status and Event.From/To.
@@ -95,7 +96,7 @@ type TargetState struct {
 	// Ejections counts the target's ejections since it was added.
 	Ejections int `json:"ejections"`
 	// RTT is the smoothed probe round trip (see Checker.RTT).
-	RTT time.Duration `json:"rtt"`
+	RTT topology.Duration `json:"rtt"`
 	// LastProbe is when the last probe ended, with its HTTP status (0 when
 	// none) and error ("" when it passed).
 	LastProbe  time.Time `json:"last_probe,omitzero"`
@@ -107,36 +108,6 @@ type TargetState struct {
 	Recent []bool `json:"recent"`
 	// History lists the target's last Config.History events, oldest first.
 	History []Event `json:"history"`
-}
-
-// MarshalJSON writes RTT as a duration string.
-func (s TargetState) MarshalJSON() ([]byte, error) {
-	type plain TargetState
-	return json.Marshal(struct {
-		plain
-		RTT string `json:"rtt"`
-	}{plain(s), s.RTT.String()})
-}
-
-// UnmarshalJSON reads what MarshalJSON writes.
-func (s *TargetState) UnmarshalJSON(b []byte) error {
-	type plain TargetState
-	var v struct {
-		plain
-		RTT string `json:"rtt"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*s = TargetState(v.plain)
-	if v.RTT != "" {
-		d, err := time.ParseDuration(v.RTT)
-		if err != nil {
-			return fmt.Errorf("rtt: %w", err)
-		}
-		s.RTT = d
-	}
-	return nil
 }
 
 // RTTWeight is the weight of a new sample in the RTT moving average:
@@ -732,7 +703,7 @@ func (t *target) snapshot() TargetState {
 		Ejected:      t.ejected,
 		EjectedUntil: t.ejectedUntil,
 		Ejections:    t.ejections,
-		RTT:          time.Duration(t.rtt.Load()),
+		RTT:          topology.Duration(t.rtt.Load()),
 		LastProbe:    t.lastProbe,
 		LastStatus:   t.lastStatus,
 		LastError:    t.lastErr,

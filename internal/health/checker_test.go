@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/geostamp/geostamp/internal/topology"
 )
 
 // behaviour is what a scripted target does when probed.
@@ -468,7 +470,7 @@ func TestRTT(t *testing.T) {
 	if rtt := h.c.RTT("a"); rtt != 15100*time.Microsecond {
 		t.Errorf("RTT after a failure = %s, want 15.1ms", rtt)
 	}
-	if st, _ := h.c.State("a"); st.RTT != 15100*time.Microsecond {
+	if st, _ := h.c.State("a"); st.RTT.D() != 15100*time.Microsecond {
 		t.Errorf("State RTT = %s", st.RTT)
 	}
 	if rtt := h.c.RTT("nope"); rtt != 0 {
@@ -568,7 +570,7 @@ func TestEventsAndHistory(t *testing.T) {
 }
 
 func TestTargetStateJSON(t *testing.T) {
-	st := TargetState{Name: "a", URL: "http://a/", Status: StatusHealthy, Healthy: true, RTT: 3200 * time.Microsecond,
+	st := TargetState{Name: "a", URL: "http://a/", Status: StatusHealthy, Healthy: true, RTT: topology.Duration(3200 * time.Microsecond),
 		LastProbe: t0, LastStatus: 200, Recent: []bool{true, false},
 		History: []Event{{Time: t0, Target: "a", From: StatusUnknown, To: StatusHealthy, Reason: "first probe passed (status 200)", Healthy: true}}}
 	b, err := json.Marshal(st)
@@ -592,7 +594,7 @@ func TestTargetStateJSON(t *testing.T) {
 	if back.RTT != st.RTT || back.Name != "a" || len(back.History) != 1 || !back.LastProbe.Equal(t0) {
 		t.Errorf("round trip: %+v", back)
 	}
-	if err := json.Unmarshal([]byte(`{"rtt":"fast"}`), &back); err == nil || !strings.Contains(err.Error(), "rtt:") {
+	if err := json.Unmarshal([]byte(`{"rtt":"fast"}`), &back); err == nil || !strings.Contains(err.Error(), `"fast" is not a duration`) {
 		t.Errorf("bad rtt: %v", err)
 	}
 }
