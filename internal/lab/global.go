@@ -57,14 +57,7 @@ func (l *Lab) startGlobal(ctx context.Context, ingressPort int) (*global, <-chan
 				errc <- fmt.Errorf("%s: %w", name, err)
 			}
 		}()
-		select {
-		case <-ready:
-			return nil
-		case err := <-errc:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return waitReady(ctx, ready, errc)
 	}
 	defer func() {
 		go func() {
