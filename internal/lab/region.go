@@ -320,11 +320,11 @@ func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services 
 		name := r.PathValue("service")
 		c, ok := d.crashers[name]
 		if !ok {
-			httpjson.Write(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no primary-secondary service %q in %s", name, region)})
+			httpjson.Error(w, http.StatusNotFound, fmt.Sprintf("no primary-secondary service %q in %s", name, region))
 			return
 		}
 		if err := c.Crash(); err != nil {
-			httpjson.Write(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			httpjson.Error(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		httpjson.Write(w, http.StatusOK, map[string]string{"region": region, "service": name, "crashed": "engine"})
@@ -339,11 +339,11 @@ func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services 
 	mux.HandleFunc("POST /admin/fault", func(w http.ResponseWriter, r *http.Request) {
 		var f stamp.Fault
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&f); err != nil {
-			httpjson.Write(w, http.StatusBadRequest, map[string]string{"error": "invalid fault JSON: " + err.Error()})
+			httpjson.Error(w, http.StatusBadRequest, "invalid fault JSON: " + err.Error())
 			return
 		}
 		if err := st.SetFault(f); err != nil {
-			httpjson.Write(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			httpjson.Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		httpjson.Write(w, http.StatusOK, st.Fault())

@@ -3,7 +3,6 @@ package stamp
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/geostamp/geostamp/internal/httpjson"
 )
 
 // errNoReplica means no replica is ready to take a request.
@@ -106,21 +106,9 @@ func (in *ingress) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if rep.Status != StatusHealthy {
 		code = http.StatusServiceUnavailable
 	}
-	b, err := json.Marshal(rep)
-	if err != nil { // Report holds only strings, numbers and times
-		in.writeError(w, http.StatusInternalServerError, "encoding health report: "+err.Error())
-		return
-	}
-	b = append(b, '\n')
-	h := w.Header()
-	h.Set(HeaderRegion, in.s.cfg.Region)
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(code)
-	if r.Method != http.MethodHead {
-		w.Write(b)
-	}
+	// net/http drops the body of an answer to HEAD.
+	w.Header().Set(HeaderRegion, in.s.cfg.Region)
+	httpjson.Write(w, code, rep)
 }
 
 // RoundTrip sends req to the next ready replica. A connect error is
@@ -227,16 +215,8 @@ func isTimeout(err error) bool {
 
 // writeError writes the ingress's own JSON error.
 func (in *ingress) writeError(w http.ResponseWriter, code int, msg string) {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	b = append(b, '\n')
-	h := w.Header()
-	h.Set(HeaderRegion, in.s.cfg.Region)
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(code)
-	w.Write(b)
+	w.Header().Set(HeaderRegion, in.s.cfg.Region)
+	httpjson.Error(w, code, msg)
 }
 
 // checkIngress is the built-in "ingress" check: the ingress listener

@@ -285,7 +285,7 @@ func TestSpreadAndReadiness(t *testing.T) {
 	waitFor(t, "no replica ready", func() bool { return s.Health().Status == StatusUnhealthy })
 	r := get(t, s, "/orders")
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" ||
-		r.header.Get(HeaderRegion) != testRegion || !strings.Contains(string(r.body), `"error":"no ready replica`) {
+		r.header.Get(HeaderRegion) != testRegion || !strings.Contains(string(r.body), `"error": "no ready replica`) {
 		t.Errorf("GET with no ready replica = %d %v %s", r.status, r.header, r.body)
 	}
 	h := s.Health()
@@ -326,7 +326,7 @@ func TestHealthEndpoint(t *testing.T) {
 
 	// The first round cannot complete while the orders check is held.
 	r := send(t, "GET", url, nil, "")
-	if r.status != 503 || !strings.Contains(string(r.body), `"reason":"starting"`) {
+	if r.status != 503 || !strings.Contains(string(r.body), `"reason": "starting"`) {
 		t.Fatalf("before the first round: %d %s; want 503 reason starting", r.status, r.body)
 	}
 	close(release)
@@ -478,7 +478,7 @@ func TestOriginLock(t *testing.T) {
 			if r.header.Get(HeaderRegion) != testRegion {
 				t.Errorf("missing %s", HeaderRegion)
 			}
-			if tt.status == 403 && !strings.Contains(string(r.body), `"error":"origin lock`) {
+			if tt.status == 403 && !strings.Contains(string(r.body), `"error": "origin lock`) {
 				t.Errorf("403 body = %s", r.body)
 			}
 		})
