@@ -339,7 +339,7 @@ func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services 
 	mux.HandleFunc("POST /admin/fault", func(w http.ResponseWriter, r *http.Request) {
 		var f stamp.Fault
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&f); err != nil {
-			httpjson.Error(w, http.StatusBadRequest, "invalid fault JSON: " + err.Error())
+			httpjson.Error(w, http.StatusBadRequest, "invalid fault JSON: "+err.Error())
 			return
 		}
 		if err := st.SetFault(f); err != nil {
