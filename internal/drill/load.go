@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/geostamp/geostamp/internal/fault"
+	"github.com/geostamp/geostamp/internal/httpjson"
 )
 
 // Defaults of LoadConfig.
@@ -521,11 +522,8 @@ func shortError(err error) string {
 
 func excerpt(b []byte) string {
 	s := strings.TrimSpace(string(b))
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		s = e.Error
+	if msg := httpjson.ErrorMessage(b); msg != "" {
+		s = msg
 	}
 	if len(s) > 200 {
 		s = s[:200]

@@ -36,3 +36,13 @@ type ErrorBody struct {
 func Error(w http.ResponseWriter, code int, msg string) {
 	Write(w, code, ErrorBody{Error: msg})
 }
+
+// ErrorMessage returns the message of an error answer's body, "" when the
+// body is not {"error": "..."}: what a client shows of a failed request.
+func ErrorMessage(body []byte) string {
+	var e ErrorBody
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	return e.Error
+}

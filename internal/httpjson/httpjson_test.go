@@ -44,3 +44,18 @@ func TestWrite(t *testing.T) {
 		})
 	}
 }
+
+func TestErrorMessage(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Error(rec, http.StatusConflict, "region is frozen")
+	for _, tc := range []struct{ body, want string }{
+		{rec.Body.String(), "region is frozen"},
+		{`{"error": 5}`, ""},
+		{`{"status": "ok"}`, ""},
+		{"502 Bad Gateway", ""},
+	} {
+		if got := ErrorMessage([]byte(tc.body)); got != tc.want {
+			t.Errorf("ErrorMessage(%q) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}

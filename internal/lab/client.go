@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/geostamp/geostamp/internal/httpjson"
 )
 
 // Client talks to a running lab's control API.
@@ -62,9 +65,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
+		if msg := httpjson.ErrorMessage(b); msg != "" {
+			return errors.New(msg)
 		}
 		return fmt.Errorf("control API: %s", resp.Status)
 	}

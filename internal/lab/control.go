@@ -163,9 +163,8 @@ func (l *Lab) regionAdmin(ctx context.Context, name, action string, body []byte)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("region %s: %s %s", name, resp.Status, e.Error)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		return fmt.Errorf("region %s: %s %s", name, resp.Status, httpjson.ErrorMessage(b))
 	}
 	return nil
 }
