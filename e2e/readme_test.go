@@ -6,8 +6,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +18,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -427,17 +431,19 @@ func (tr *tour) run() {
 	tr.step("endpoints.json", tr.endpointsFile)
 	tr.step("APIs answer", tr.apisAnswer)
 	tr.step("front door", tr.frontDoor)
-	tr.step("DNS", tr.dns)
 	tr.step("stamps directly", tr.stamps)
+	tr.step("sample workload", tr.workload)
 	tr.step("status, data", tr.statusData)
 	tr.step("link cut, heal, latency", tr.links)
 	tr.step("region freeze, resume", tr.freeze)
 	tr.step("region drain, undrain", tr.drain)
 	tr.step("region brownout", tr.brownout)
 	tr.step("failover", tr.failover)
+	tr.step("DNS", tr.dns)
 	tr.step("POP kill, restart", tr.pop)
 	tr.step("region kill, restart", tr.killRestart)
 	tr.step("drill commands", tr.drills)
+	tr.step("Ctrl-C", tr.interrupt)
 }
 
 // offline: validate and topology, with the exit status and output shown.
@@ -643,6 +649,27 @@ func (tr *tour) dns() {
 	if tr.l.eps.Host != host || tr.l.eps.Zone != "contoso.test." {
 		tr.t.Fatalf("the README asks for %s; the lab serves %s in %s", host, tr.l.eps.Host, tr.l.eps.Zone)
 	}
+	// The GSLB probes on its own schedule: its first probes may predate the
+	// stamps' health, and a healthy stamp is seen at the next probe, which
+	// starts within an interval and ends within the timeout.
+	p := tr.topo.GSLB.Probe
+	eventually(tr.t, p.Interval.D()+p.Timeout.D()+2*time.Second, "the GSLB sees every region healthy", func() error {
+		code, _, b := tr.http(&http.Client{Timeout: 2 * time.Second}, http.MethodGet, tr.l.eps.GSLBAdmin+"/admin/health", "",
+			"Authorization", "Bearer "+tr.l.client.Token())
+		var h struct {
+			Degraded bool
+			Regions  []struct{ Healthy bool }
+		}
+		if code != http.StatusOK || json.Unmarshal([]byte(b), &h) != nil || h.Degraded || len(h.Regions) != 2 {
+			return fmt.Errorf("%d %.300s", code, b)
+		}
+		for _, r := range h.Regions {
+			if !r.Healthy {
+				return fmt.Errorf("%.300s", b)
+			}
+		}
+		return nil
+	})
 	a, ok := ask(host, dns.TypeA).Answer[0].(*dns.A)
 	if !ok || a.A.String() != tr.we.Address {
 		tr.t.Errorf("A %s: %v, want %s (priority routing, all healthy)", host, a, tr.we.Address)
@@ -1015,4 +1042,89 @@ func (tr *tour) drills() {
 		}
 		tr.ran[c.line] = true
 	}
+}
+
+// workload: the sample workload's table, at a stamp.
+func (tr *tour) workload() {
+	check := func(what string, code int, h http.Header, b string, want int) {
+		tr.t.Helper()
+		if code != want || h.Get("X-Geostamp-Region") != tourWE {
+			tr.t.Errorf("%s: %d from %q %.200s, want %d from %s", what, code, h.Get("X-Geostamp-Region"), b, want, tourWE)
+		}
+	}
+	code, h, b := tr.stamp(http.MethodGet, tr.we.Ingress+"/orders/no-such-order", "")
+	check("GET an unknown order", code, h, b, http.StatusNotFound)
+	code, h, b = tr.stamp(http.MethodPost, tr.we.Ingress+"/orders", `{"item":`)
+	check("POST invalid JSON", code, h, b, http.StatusBadRequest)
+	var e struct{ Error string }
+	if json.Unmarshal([]byte(b), &e) != nil || e.Error == "" {
+		tr.t.Errorf("invalid JSON answered %s, want a message", b)
+	}
+	code, h, b = tr.stamp(http.MethodPost, tr.we.Ingress+"/orders", `{"item":"`+strings.Repeat("x", 1<<20)+`","qty":1}`)
+	check("POST a body over 1 MiB", code, h, b, http.StatusRequestEntityTooLarge)
+	code, h, b = tr.stamp(http.MethodPut, tr.we.Ingress+"/catalog/book-1", `{"name":"Book","price":9.5}`)
+	check("PUT /catalog/book-1", code, h, b, http.StatusOK)
+	code, h, b = tr.stamp(http.MethodGet, tr.we.Ingress+"/catalog/book-1", "")
+	check("GET /catalog/book-1", code, h, b, http.StatusOK)
+	var it struct {
+		Name  string
+		Price float64
+	}
+	if json.Unmarshal([]byte(b), &it) != nil || it.Name != "Book" || it.Price != 9.5 {
+		tr.t.Errorf("GET /catalog/book-1: %s, want the stored item", b)
+	}
+	code, h, b = tr.stamp(http.MethodGet, tr.we.Ingress+"/orders?after=0&limit=2", "")
+	check("GET /orders?after=0&limit=2", code, h, b, http.StatusOK)
+	var list struct {
+		Orders []struct{ Seq uint64 }
+	}
+	if json.Unmarshal([]byte(b), &list) != nil || len(list.Orders) != 2 || list.Orders[0].Seq >= list.Orders[1].Seq {
+		tr.t.Errorf("GET /orders?after=0&limit=2: %s, want 2 orders in sequence order", b)
+	}
+	code, _, b = tr.http(&http.Client{Timeout: 2 * time.Second}, http.MethodHead, tr.we.Health, "")
+	if code != http.StatusOK {
+		tr.t.Errorf("HEAD /health/stamp: %d %s", code, b)
+	}
+}
+
+// interrupt: Ctrl-C stops every process and listener the lab started.
+func (tr *tour) interrupt() {
+	s, _ := tr.geostamp("status", 0)
+	var pids []int
+	for _, r := range []string{tourWE, tourNE} {
+		var pid int
+		fmt.Sscan(tr.row(s, r)[2], &pid)
+		if pid <= 0 {
+			tr.t.Fatalf("status: no pid for %s:\n%s", r, s)
+		}
+		pids = append(pids, pid)
+	}
+	if err := tr.l.cmd.Process.Signal(os.Interrupt); err != nil {
+		tr.t.Fatal(err)
+	}
+	select {
+	case <-tr.l.done:
+	case <-time.After(20 * time.Second):
+		tr.t.Fatalf("geostamp up still runs 20s after Ctrl-C")
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			tr.t.Errorf("region process %d outlived the lab (kill -0: %v)", pid, err)
+		}
+	}
+	for _, addr := range []string{hostPort(tr.we.Ingress), hostPort(tr.ne.Ingress), hostPort(tr.l.eps.Control),
+		hostPort(tr.l.eps.POPs[0].HTTPS), hostPort(tr.l.eps.POPs[0].Admin), tr.l.eps.GSLB, hostPort(tr.l.eps.GSLBAdmin)} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			tr.t.Errorf("%s still accepts connections after Ctrl-C", addr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tr.l.dir, "endpoints.json")); !errors.Is(err, fs.ErrNotExist) {
+		tr.t.Errorf("endpoints.json outlived the lab: %v", err)
+	}
+}
+
+func hostPort(url string) string {
+	_, rest, _ := strings.Cut(url, "://")
+	return rest
 }
