@@ -47,9 +47,23 @@ type group struct {
 	ctls   map[string]*Controller
 	margin time.Duration
 	log    *slog.Logger
+	root   string // data directories
+
+	crash map[string]data.Crasher
+	stop  map[string]func() // stops a region's controller
 
 	mu     sync.Mutex
 	events []Event
+	onStep func(Event) // called with every event, if set
+}
+
+// kill stops a region's controller without releasing anything and crashes
+// its engine, like a dead region process.
+func (g *group) kill(r string) {
+	g.stop[r]()
+	if err := g.crash[r].Crash(); err != nil {
+		g.t.Errorf("crash %s: %v", r, err)
+	}
 }
 
 func (g *group) eventsSince(t time.Time) []Event {
@@ -71,8 +85,10 @@ func newGroup(t *testing.T, engine string) *group {
 			testenv.Skip(t, "POSTGRES", "PostgreSQL not installed: %v", err)
 		}
 	}
+	root := t.TempDir() // first, so that it is removed after everything stopped
 	log := testlog.New(t, slog.LevelWarn)
-	g := &group{t: t, net: wan.New(log), cli: map[string]*clientv3.Client{}, reps: map[string]data.Replica{}, ctls: map[string]*Controller{}, log: log}
+	g := &group{t: t, net: wan.New(log), cli: map[string]*clientv3.Client{}, reps: map[string]data.Replica{}, ctls: map[string]*Controller{},
+		crash: map[string]data.Crasher{}, stop: map[string]func(){}, log: log, root: root}
 	t.Cleanup(func() { g.net.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -84,7 +100,7 @@ func newGroup(t *testing.T, engine string) *group {
 	case "jetstream":
 		var leaf string
 		for _, r := range regions {
-			cfg := jetstream.Config{Region: r, Dir: filepath.Join(t.TempDir(), r), Host: "127.0.0.1", Logger: log.With("region", r),
+			cfg := jetstream.Config{Region: r, Dir: filepath.Join(root, "js-"+r), Host: "127.0.0.1", Logger: log.With("region", r),
 				Services: []jetstream.Service{{Name: "orders", Kind: data.KindPrimarySecondary, Primary: we, Replication: jetstream.ReplicationSync, Regions: regions}}}
 			if leaf != "" {
 				addr, err := g.net.Proxy("nats-leaf "+r+"->"+we, r, we, "127.0.0.1:0", leaf)
@@ -103,6 +119,7 @@ func newGroup(t *testing.T, engine string) *group {
 			if g.reps[r], err = e.Replica("orders"); err != nil {
 				t.Fatal(err)
 			}
+			g.crash[r] = e
 		}
 	case "postgres":
 		ports := map[string]string{we: freeAddr(t), ne: freeAddr(t)}
@@ -121,7 +138,7 @@ func newGroup(t *testing.T, engine string) *group {
 			_, port, _ := net.SplitHostPort(ports[r])
 			var p int
 			fmt.Sscan(port, &p)
-			e, err := postgres.New(postgres.Config{Region: r, Dir: filepath.Join(t.TempDir(), r), Host: "127.0.0.1", Port: p, Peers: peers,
+			e, err := postgres.New(postgres.Config{Region: r, Dir: filepath.Join(root, "pg-"+r), Host: "127.0.0.1", Port: p, Peers: peers,
 				Services: []postgres.Service{{Name: "orders", Replication: postgres.ReplicationSync}}, Logger: log.With("region", r)})
 			if err != nil {
 				t.Fatal(err)
@@ -135,6 +152,7 @@ func newGroup(t *testing.T, engine string) *group {
 			if g.reps[r], err = engines[i].Replica("orders"); err != nil {
 				t.Fatal(err)
 			}
+			g.crash[r] = engines[i]
 		}
 	}
 	for _, r := range regions {
@@ -146,12 +164,25 @@ func newGroup(t *testing.T, engine string) *group {
 		g.margin = tm.Margin
 		c, err := New(Config{Group: "orders", Region: r, Regions: regions, Initial: we, Policy: PolicyAutomatic, Grace: asymGrace, LeaseTTL: asymLease,
 			Replica: g.reps[r], Authority: auth, Client: g.cli[r], Logger: log.With("region", r),
-			OnEvent: func(e Event) { g.mu.Lock(); g.events = append(g.events, e); g.mu.Unlock() }})
+			OnEvent: func(e Event) {
+				g.mu.Lock()
+				g.events = append(g.events, e)
+				f := g.onStep
+				g.mu.Unlock()
+				if f != nil {
+					f(e)
+				}
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		g.ctls[r] = c
-		wg.Go(func() { c.Run(ctx) })
+		cctx, ccancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(cctx) }()
+		var once sync.Once
+		g.stop[r] = func() { once.Do(func() { ccancel(); <-done }) }
+		t.Cleanup(g.stop[r])
 	}
 	g.waitStable(we, 90*time.Second)
 	return g
@@ -198,7 +229,7 @@ func (g *group) startWitness(ctx context.Context, wg *sync.WaitGroup) {
 			specs[to].routes[peers[from]] = addr
 		}
 	}
-	dir := t.TempDir()
+	dir := filepath.Join(g.root, "etcd")
 	members := map[string]*witness.Member{}
 	for _, s := range sites {
 		sp := specs[s]
@@ -512,4 +543,80 @@ func (g *group) runFault(f fault, primary string) string {
 	g.waitStable(next, 60*time.Second)
 	g.checkNoLoss(next, acks)
 	return next
+}
+
+// TestPrimaryKilledDuringPlannedFailover: the primary dies during a planned
+// failover, before it fenced (the request finds it dead) or right after it
+// fenced and published its final position, as the target starts catching
+// up to it (which it may never reach). The target takes over once the dead primary's lease ended,
+// without waiting for the request's deadline; no acknowledged write is lost.
+func TestPrimaryKilledDuringPlannedFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd members and data engines; skipped with -short")
+	}
+	for _, engine := range []string{"jetstream", "postgres"} {
+		for _, when := range []string{"before its fence", "after its fence"} {
+			t.Run(engine+"/"+when, func(t *testing.T) {
+				g := newGroup(t, engine)
+				stop := make(chan struct{})
+				collect := g.writers(stop)
+				time.Sleep(300 * time.Millisecond)
+				var killedAt time.Time
+				killed := make(chan struct{})
+				if when == "after its fence" {
+					var once sync.Once
+					g.mu.Lock()
+					g.onStep = func(e Event) {
+						// The target saw the fenced primary's final position.
+						if e.Region == ne && e.Step == StepDecide && e.Mode == ModePlanned {
+							once.Do(func() {
+								go func() { killedAt = time.Now(); g.kill(we); close(killed) }()
+							})
+						}
+					}
+					g.mu.Unlock()
+				} else {
+					killedAt = time.Now()
+					g.kill(we)
+					close(killed)
+				}
+				const timeout = 20 * time.Second
+				askErr := make(chan error, 1)
+				go func() {
+					_, err := Ask(context.Background(), g.cli[ne], witness.NewAuthority(g.cli[ne], "", nil), "", "orders", ne, ModePlanned, timeout)
+					askErr <- err
+				}()
+				select {
+				case <-killed:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the primary never fenced for the planned failover")
+				}
+				var promotedAt time.Time
+				for time.Since(killedAt) < timeout && promotedAt.IsZero() {
+					if s := g.ctls[ne].State(); s.Role == data.RolePrimary {
+						promotedAt = time.Now()
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				close(stop)
+				acks := collect()
+				var steps []string
+				for _, e := range g.eventsSince(killedAt.Add(-time.Second)) {
+					steps = append(steps, fmt.Sprintf("%s %s@%+v", e.Region, e.Step, e.Time.Sub(killedAt).Round(time.Millisecond)))
+				}
+				t.Logf("steps (from the kill): %s", strings.Join(steps, ", "))
+				if promotedAt.IsZero() {
+					t.Fatalf("%s not promoted within %v of the kill: %s", ne, timeout, g.roles())
+				}
+				const etcdExpiryScan = 500 * time.Millisecond
+				bound := asymLease + asymGrace + g.margin + etcdExpiryScan
+				took := promotedAt.Sub(killedAt)
+				t.Logf("%s promoted %v after the kill (bound %v); ask: %v", ne, took.Round(time.Millisecond), bound, <-askErr)
+				if took > bound {
+					t.Errorf("%s promoted %v after the kill, later than lease + grace + margin + etcd's expiry scan = %v", ne, took, bound)
+				}
+				g.checkNoLoss(ne, acks)
+			})
+		}
+	}
 }

@@ -443,6 +443,7 @@ func (c *Controller) followOwner(ctx context.Context, owner witness.Owner) {
 func (c *Controller) takePlanned(ctx context.Context, owner witness.Owner, r *Request, h Handoff) {
 	c.emit(Event{Step: StepDecide, Mode: ModePlanned, Epoch: owner.Epoch, Position: c.pos, Detail: fmt.Sprintf("%s fenced at position %d; catching up", h.From, h.Position)})
 	pos := c.pos
+	lastPeek := time.Now()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		p, err := c.cfg.Replica.Position(pctx)
@@ -457,6 +458,19 @@ func (c *Controller) takePlanned(ctx context.Context, owner witness.Owner, r *Re
 			c.emit(Event{Step: StepAbort, Mode: ModePlanned, Epoch: owner.Epoch, Position: pos, Detail: fmt.Sprintf("did not reach position %d before the deadline", h.Position)})
 			c.deleteRequest(ctx, r.ID)
 			return
+		}
+		if time.Since(lastPeek) >= c.cfg.Tick {
+			// A fenced holder that died (or lost its lease) cannot hand
+			// over: stop waiting, so that the next step sees the lease end
+			// and the request is served as one with nobody holding.
+			lastPeek = time.Now()
+			pctx, cancel := context.WithTimeout(ctx, c.cfg.Tick)
+			o, err := c.cfg.Authority.Peek(pctx, c.cfg.Group)
+			cancel()
+			if err == nil && (o.Holder != h.From || o.Epoch != h.Epoch) {
+				c.emit(Event{Step: StepAbort, Mode: ModePlanned, Epoch: owner.Epoch, Position: pos, Detail: fmt.Sprintf("%s no longer holds epoch %d while catching up to position %d", h.From, h.Epoch, h.Position)})
+				return
+			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
