@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/geostamp/geostamp/internal/drill"
 	"github.com/geostamp/geostamp/internal/lab"
 	"github.com/geostamp/geostamp/internal/topology"
 )
@@ -1022,6 +1024,23 @@ func (tr *tour) drills() {
 	for _, name := range []string{"region-outage", "data-primary-loss", "kill-region"} {
 		if !strings.Contains(o, name) {
 			tr.t.Errorf("drill list lacks %s", name)
+		}
+	}
+	// The summary.json fields the README names exist.
+	i := strings.Index(tr.r.text, "`summary.json` (")
+	j := strings.Index(tr.r.text[i:], ")")
+	if i < 0 || j < 0 {
+		tr.t.Fatal("the README does not list summary.json's fields")
+	}
+	tags := map[string]bool{}
+	st := reflect.TypeFor[drill.Summary]()
+	for k := range st.NumField() {
+		name, _, _ := strings.Cut(st.Field(k).Tag.Get("json"), ",")
+		tags[name] = true
+	}
+	for _, m := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(tr.r.text[i+len("`summary.json` ("):i+j], -1) {
+		if !tags[m[1]] {
+			tr.t.Errorf("the README names summary.json field %q; drill.Summary has no such field", m[1])
 		}
 	}
 	o, _ = tr.geostamp("drill data-primary-loss --dry-run", 0)
