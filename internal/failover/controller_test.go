@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -38,6 +39,9 @@ type memNet struct {
 	cut  map[string]bool // region cut off from replication and writes
 	// stall: region receives no replication (its link is slow)
 	stall map[string]bool
+	// stuck, when set, blocks every Position call until it is closed: a
+	// controller stuck in a step.
+	stuck chan struct{}
 }
 
 type memReplica struct {
@@ -133,6 +137,12 @@ func (r *memReplica) Status(ctx context.Context) data.Status {
 
 func (r *memReplica) Position(ctx context.Context) (uint64, error) {
 	r.n.mu.Lock()
+	stuck := r.n.stuck
+	r.n.mu.Unlock()
+	if stuck != nil {
+		<-stuck
+	}
+	r.n.mu.Lock()
 	defer r.n.mu.Unlock()
 	if r.down {
 		return 0, data.ErrUnavailable
@@ -182,6 +192,8 @@ type lab struct {
 	cancels map[string]context.CancelFunc
 	ctls    map[string]*Controller
 	cfg     Config
+	// stopWitness stops the etcd member: every renewal fails from then on.
+	stopWitness func()
 }
 
 func newLab(t *testing.T, cfg Config, regions ...string) *lab {
@@ -192,8 +204,9 @@ func newLab(t *testing.T, cfg Config, regions ...string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mctx, mcancel := context.WithCancel(ctx)
 	mdone := make(chan struct{})
-	go func() { defer close(mdone); m.Run(ctx) }()
+	go func() { defer close(mdone); m.Run(mctx) }()
 	t.Cleanup(func() { cancel(); <-mdone })
 	select {
 	case <-m.Ready():
@@ -205,7 +218,8 @@ func newLab(t *testing.T, cfg Config, regions ...string) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	l := &lab{t: t, n: newMemNet(regions...), cli: cli, auth: witness.NewAuthority(cli, "", nil), cancels: map[string]context.CancelFunc{}, ctls: map[string]*Controller{}, cfg: cfg}
+	l := &lab{t: t, n: newMemNet(regions...), cli: cli, auth: witness.NewAuthority(cli, "", nil), cancels: map[string]context.CancelFunc{}, ctls: map[string]*Controller{}, cfg: cfg,
+		stopWitness: func() { mcancel(); <-mdone }}
 	go l.n.replicate(ctx)
 	for _, r := range regions {
 		l.start(r)
@@ -493,4 +507,57 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestWritesRefusedWhileControllerStuck: the primary's write path refuses
+// to acknowledge from its lease's deadline on, while its controller is
+// stuck in a step (in a replica call) and has fenced nothing: the replica
+// checks the witness Held it was promoted with before each acknowledgement.
+func TestWritesRefusedWhileControllerStuck(t *testing.T) {
+	l := newLab(t, Config{Group: "orders", Initial: we, LeaseTTL: 2 * time.Second}, we)
+	l.waitRole(we, data.RolePrimary, 10*time.Second)
+	if err := l.write(we, "before"); err != nil {
+		t.Fatalf("write with a valid lease: %v", err)
+	}
+	l.n.mu.Lock()
+	held, _ := l.n.reps[we].lease.(*witness.Held)
+	release := make(chan struct{})
+	l.n.stuck = release
+	l.n.mu.Unlock()
+	defer close(release)
+	if held == nil {
+		t.Fatal("the controller promoted the replica without its witness Held")
+	}
+	l.stopWitness() // renewals fail: the deadline is the last one's
+
+	var lastOK time.Time
+	refusedAt := time.Time{}
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end) && refusedAt.IsZero(); time.Sleep(time.Millisecond) {
+		sent := time.Now()
+		err := l.write(we, fmt.Sprintf("k-%d", sent.UnixNano()))
+		switch {
+		case err == nil:
+			lastOK = sent
+		case errors.Is(err, data.ErrFenced):
+			refusedAt = sent
+		default:
+			t.Fatalf("write: %v", err)
+		}
+	}
+	if refusedAt.IsZero() {
+		t.Fatal("writes still acknowledged 4s after the witness stopped")
+	}
+	// The Held has no confirmed renewal since the witness stopped.
+	deadline := held.Renewed().Add(held.Timing().TTL - held.Timing().Margin)
+	l.n.mu.Lock()
+	role := l.n.reps[we].role
+	l.n.mu.Unlock()
+	t.Logf("last write acknowledged was sent %v before the deadline; first refusal sent %v after it; replica role %s (nobody fenced it)",
+		deadline.Sub(lastOK).Round(time.Microsecond), refusedAt.Sub(deadline).Round(time.Microsecond), role)
+	if !lastOK.Before(deadline) {
+		t.Errorf("a write sent %v after the deadline was acknowledged", lastOK.Sub(deadline))
+	}
+	if role != data.RolePrimary {
+		t.Errorf("replica is %s: the stuck controller fenced it, so the test shows nothing", role)
+	}
 }
