@@ -17,7 +17,11 @@
 // expire at the witness, and the next epoch is granted only after that, an
 // isolated old primary fences itself before a new one is promoted; writes
 // are addressed to an epoch, so one that reaches a deposed primary is
-// refused there too.
+// refused there too. The replica is promoted with the Held itself
+// (data.Replica.Promote): it checks Held.Valid before acknowledging each
+// write and fences itself when the Held ends, so neither waits for this
+// controller's step, which can block for seconds while the witness is
+// unreachable.
 //
 // # Failovers
 //
