@@ -60,7 +60,21 @@ func (l *runningLab) runDrill(t *testing.T, out string, args ...string) (drill.S
 	if (code == 0) != (s.Verdict == drill.VerdictPass) {
 		t.Fatalf("exit %d with verdict %s", code, s.Verdict)
 	}
+	checkReportWritten(t, out, s)
 	return s, e.String(), code
+}
+
+// checkReportWritten checks, on every run, that report.html was rendered
+// with the run's verdict and timeline (checkReportInBrowser lays it out).
+func checkReportWritten(t *testing.T, out string, s drill.Summary) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(out, drill.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := string(b); !strings.Contains(page, `<meta name="geostamp-verdict" content="`+s.Verdict+`"`) || !strings.Contains(page, `<svg id="timeline"`) {
+		t.Errorf("report.html lacks the verdict %q or the timeline (%d bytes)", s.Verdict, len(b))
+	}
 }
 
 // runDrillWatching is runDrill that calls watch with each line of the
@@ -97,6 +111,7 @@ func (l *runningLab) runDrillWatching(t *testing.T, out string, watch func(line 
 	if err := json.Unmarshal(o.Bytes(), &s); err != nil {
 		t.Fatalf("summary on stdout: %v\n%s", err, o.String())
 	}
+	checkReportWritten(t, out, s)
 	return s, e.String(), code
 }
 
@@ -386,25 +401,37 @@ func TestDrillDataPrimaryLoss(t *testing.T) {
 		t.Skip("a lab and a 20 s drill")
 	}
 	const file = "testdata/failover.yaml"
-	l := startLab(t, "-f", file)
-	l.mustInject(t, "link", "cut", "westeurope", "northeurope", "--one-way")
-	out := filepath.Join(t.TempDir(), "data-primary-loss")
-	healed := make(chan struct{})
-	s, _, code := l.runDrillWatching(t, out, func(line string) {
-		if strings.Contains(line, "fault: the data engine") {
-			if err := l.inject("link", "heal", "westeurope", "northeurope", "--one-way"); err != nil {
-				t.Error(err)
+	var out string
+	var code int
+	// The drill moves orders' primary, so each attempt runs on a lab of
+	// its own, stopped before the next one starts (the labs' fixed ports).
+	s, timed := trustworthy(t, func(attempt int) drill.Summary {
+		var s drill.Summary
+		out = filepath.Join(t.TempDir(), "data-primary-loss")
+		if !t.Run(fmt.Sprintf("attempt-%d", attempt), func(t *testing.T) {
+			l := startLab(t, "-f", file)
+			l.mustInject(t, "link", "cut", "westeurope", "northeurope", "--one-way")
+			healed := make(chan struct{})
+			s, _, code = l.runDrillWatching(t, out, func(line string) {
+				if strings.Contains(line, "fault: the data engine") {
+					if err := l.inject("link", "heal", "westeurope", "northeurope", "--one-way"); err != nil {
+						t.Error(err)
+					}
+					close(healed)
+				}
+			}, "data-primary-loss", "-f", file, "--fault-at", "4s", "--duration", "20s")
+			logSummary(t, s)
+			select {
+			case <-healed:
+			default:
+				t.Fatal("the drill never reported the crash")
 			}
-			close(healed)
+			checkMeasured(t, s, "data-primary-loss")
+		}) {
+			t.FailNow()
 		}
-	}, "data-primary-loss", "-f", file, "--fault-at", "4s", "--duration", "20s")
-	logSummary(t, s)
-	select {
-	case <-healed:
-	default:
-		t.Fatal("the drill never reported the crash")
-	}
-	checkMeasured(t, s, "data-primary-loss")
+		return s
+	})
 	h, err := drill.ReadFile(filepath.Join(out, drill.HistoryFile))
 	if err != nil {
 		t.Fatal(err)
@@ -485,9 +512,7 @@ func TestDrillDataPrimaryLoss(t *testing.T) {
 		t.Errorf("discarded %d, want lost_writes %d (+ up to %d unacknowledged in flight)", d, s.LostWrites, inFlight)
 	}
 	t.Run("analyze", func(t *testing.T) { checkReanalysis(t, out, s, code) })
-	// One attempt only: the drill moves the primary, so a second one would
-	// need another set-up.
-	timing(t, !generatorBehind(s), s, func(t *testing.T) {
+	timing(t, timed, s, func(t *testing.T) {
 		if s.LostWrites < 20 {
 			t.Errorf("only %d acknowledged writes lost: with the replication stopped for the steady state, most of its writes must be", s.LostWrites)
 		}
