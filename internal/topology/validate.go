@@ -1,7 +1,6 @@
 package topology
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -40,32 +39,29 @@ func Problems(err error) []*FieldError {
 	return nil
 }
 
-type problems []error
-
-func (p *problems) add(path, format string, args ...any) {
-	*p = append(*p, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
-}
+// problems collects Validate's FieldErrors as the YAML walker does.
+type problems = Walker
 
 var geoRE = regexp.MustCompile(`^[A-Z][A-Z0-9-]{1,15}$`)
 
 func (p *problems) label(path, v string) {
 	switch {
 	case v == "":
-		p.add(path, "required")
+		p.Add(path, "required")
 	case !labelRE.MatchString(v):
-		p.add(path, "%q must be a lower-case DNS label (a-z, 0-9, '-')", v)
+		p.Add(path, "%q must be a lower-case DNS label (a-z, 0-9, '-')", v)
 	}
 }
 
 func (p *problems) oneOf(path, v string, allowed ...string) {
 	if !slices.Contains(allowed, v) {
-		p.add(path, "%q must be one of %s", v, strings.Join(allowed, ", "))
+		p.Add(path, "%q must be one of %s", v, strings.Join(allowed, ", "))
 	}
 }
 
 func (p *problems) between(path string, v, lo, hi int) {
 	if v < lo || v > hi {
-		p.add(path, "must be between %d and %d, got %d", lo, hi, v)
+		p.Add(path, "must be between %d and %d, got %d", lo, hi, v)
 	}
 }
 
@@ -77,7 +73,7 @@ func (t *Topology) Validate() error {
 	p.oneOf("model", t.Model, ActiveActive, ActivePassive)
 
 	if len(t.Regions) == 0 {
-		p.add("regions", "at least one region is required")
+		p.Add("regions", "at least one region is required")
 	}
 	sites := map[string]string{} // site name -> path of its first definition
 	addrs := map[string]string{}
@@ -86,7 +82,7 @@ func (t *Topology) Validate() error {
 			return
 		}
 		if prev, ok := sites[name]; ok {
-			p.add(path, "%q is already used by %s", name, prev)
+			p.Add(path, "%q is already used by %s", name, prev)
 			return
 		}
 		sites[name] = path
@@ -100,28 +96,28 @@ func (t *Topology) Validate() error {
 		p.between(at+".replicas", r.Replicas, 1, 16)
 		for j, g := range r.Geo {
 			if !geoRE.MatchString(g) {
-				p.add(fmt.Sprintf("%s.geo[%d]", at, j), "%q must be an upper-case geo code such as EU, GB or WORLD", g)
+				p.Add(fmt.Sprintf("%s.geo[%d]", at, j), "%q must be an upper-case geo code such as EU, GB or WORLD", g)
 			}
 		}
 		for j, n := range r.Networks {
 			if _, err := netip.ParsePrefix(n); err != nil {
-				p.add(fmt.Sprintf("%s.networks[%d]", at, j), "%q is not a CIDR prefix such as 10.1.0.0/16", n)
+				p.Add(fmt.Sprintf("%s.networks[%d]", at, j), "%q is not a CIDR prefix such as 10.1.0.0/16", n)
 			}
 		}
 		if r.Address6 != "" {
 			if a, err := netip.ParseAddr(r.Address6); err != nil || !a.Is6() || a.Is4In6() {
-				p.add(at+".address6", "%q is not an IPv6 address", r.Address6)
+				p.Add(at+".address6", "%q is not an IPv6 address", r.Address6)
 			}
 		}
 		if r.Origin != "" {
 			if u, err := url.Parse(r.Origin); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				p.add(at+".origin", "%q is not an http(s) URL", r.Origin)
+				p.Add(at+".origin", "%q is not an http(s) URL", r.Origin)
 			}
 		}
 		if a, err := netip.ParseAddr(r.Address); err != nil {
-			p.add(at+".address", "%q is not an IP address", r.Address)
+			p.Add(at+".address", "%q is not an IP address", r.Address)
 		} else if prev, ok := addrs[a.String()]; ok {
-			p.add(at+".address", "%s is already the address of %s", a, prev)
+			p.Add(at+".address", "%s is already the address of %s", a, prev)
 		} else {
 			addrs[a.String()] = at
 		}
@@ -138,7 +134,7 @@ func (t *Topology) Validate() error {
 			}
 		}
 		if n > 1 {
-			p.add("regions", "active-passive needs exactly one region with the lowest priority, %d have priority %d", n, best)
+			p.Add("regions", "active-passive needs exactly one region with the lowest priority, %d have priority %d", n, best)
 		}
 	}
 	if t.Witness != "" {
@@ -147,7 +143,7 @@ func (t *Topology) Validate() error {
 	}
 	fd := t.FrontDoor
 	if len(fd.POPs) == 0 {
-		p.add("frontdoor.pops", "at least one POP is required")
+		p.Add("frontdoor.pops", "at least one POP is required")
 	}
 	for i, pop := range fd.POPs {
 		at := fmt.Sprintf("frontdoor.pops[%d]", i)
@@ -158,117 +154,117 @@ func (t *Topology) Validate() error {
 		at := fmt.Sprintf("wan[%q]", k)
 		a, b, _, err := ParseWANKey(k)
 		if err != nil {
-			p.add(at, "%v", err)
+			p.Add(at, "%v", err)
 			continue
 		}
 		for _, s := range []string{a, b} {
 			if _, ok := sites[s]; !ok {
-				p.add(at, "unknown site %q (sites are regions, the witness and front door POPs)", s)
+				p.Add(at, "unknown site %q (sites are regions, the witness and front door POPs)", s)
 			}
 		}
 		if a == b {
-			p.add(at, "a link joins two different sites")
+			p.Add(at, "a link joins two different sites")
 		}
 		l := t.WAN[k]
 		if l.Latency < 0 || l.Latency.D() > 10*time.Second {
-			p.add(at+".latency", "must be between 0 and 10s, got %s", l.Latency)
+			p.Add(at+".latency", "must be between 0 and 10s, got %s", l.Latency)
 		}
 		if l.Jitter < 0 || l.Jitter > l.Latency {
-			p.add(at+".jitter", "must be between 0 and the latency (%s), got %s", l.Latency, l.Jitter)
+			p.Add(at+".jitter", "must be between 0 and the latency (%s), got %s", l.Latency, l.Jitter)
 		}
 	}
 	p.oneOf("frontdoor.routing", fd.Routing, "priority", "weighted", "latency")
 	if fd.LatencyBand < 0 {
-		p.add("frontdoor.latencyBand", "must not be negative")
+		p.Add("frontdoor.latencyBand", "must not be negative")
 	}
 	p.probe("frontdoor.probe", fd.Probe)
 	p.between("frontdoor.probe.sampleSize", fd.Probe.SampleSize, 1, 32)
 	if fd.Probe.SuccessfulSamples < 1 || fd.Probe.SuccessfulSamples > fd.Probe.SampleSize {
-		p.add("frontdoor.probe.successfulSamples", "must be between 1 and sampleSize (%d), got %d", fd.Probe.SampleSize, fd.Probe.SuccessfulSamples)
+		p.Add("frontdoor.probe.successfulSamples", "must be between 1 and sampleSize (%d), got %d", fd.Probe.SampleSize, fd.Probe.SuccessfulSamples)
 	}
 	p.between("frontdoor.outlier.consecutiveErrors", fd.Outlier.ConsecutiveErrors, 1, 100)
 	if fd.Outlier.EjectFor <= 0 {
-		p.add("frontdoor.outlier.ejectFor", "must be positive")
+		p.Add("frontdoor.outlier.ejectFor", "must be positive")
 	}
 	if fd.Outlier.MaxEjectFor < fd.Outlier.EjectFor {
-		p.add("frontdoor.outlier.maxEjectFor", "must be at least ejectFor (%s)", fd.Outlier.EjectFor)
+		p.Add("frontdoor.outlier.maxEjectFor", "must be at least ejectFor (%s)", fd.Outlier.EjectFor)
 	}
 	if fd.Outlier.MaxEjected <= 0 || fd.Outlier.MaxEjected > 100 {
-		p.add("frontdoor.outlier.maxEjected", "must be above 0%% and at most 100%%, got %s", fd.Outlier.MaxEjected)
+		p.Add("frontdoor.outlier.maxEjected", "must be above 0%% and at most 100%%, got %s", fd.Outlier.MaxEjected)
 	}
 	p.between("frontdoor.retry.attempts", fd.Retry.Attempts, 1, 5)
 	if fd.Retry.Budget < 0 || fd.Retry.Budget > 100 {
-		p.add("frontdoor.retry.budget", "must be between 0%% and 100%%, got %s", fd.Retry.Budget)
+		p.Add("frontdoor.retry.budget", "must be between 0%% and 100%%, got %s", fd.Retry.Budget)
 	}
 	if fd.Retry.MinRetries < 0 {
-		p.add("frontdoor.retry.minRetries", "must not be negative")
+		p.Add("frontdoor.retry.minRetries", "must not be negative")
 	}
 	if fd.Retry.PerTryTimeout <= 0 {
-		p.add("frontdoor.retry.perTryTimeout", "must be positive")
+		p.Add("frontdoor.retry.perTryTimeout", "must be positive")
 	}
 	p.oneOf("frontdoor.waf.mode", fd.WAF.Mode, "off", "detection", "prevention")
 	p.hostPort("frontdoor.listen", fd.Listen)
 	p.hostPort("frontdoor.listenTLS", fd.ListenTLS)
 	p.hostPort("frontdoor.admin.listen", fd.Admin.Listen)
 	if (fd.TLS.CertFile == "") != (fd.TLS.KeyFile == "") {
-		p.add("frontdoor.tls", "certFile and keyFile go together")
+		p.Add("frontdoor.tls", "certFile and keyFile go together")
 	}
 	for i, c := range fd.TrustedProxies {
 		if _, err := netip.ParsePrefix(c); err != nil {
-			p.add(fmt.Sprintf("frontdoor.trustedProxies[%d]", i), "%q is not a CIDR prefix", c)
+			p.Add(fmt.Sprintf("frontdoor.trustedProxies[%d]", i), "%q is not a CIDR prefix", c)
 		}
 	}
 	if fd.Limits.MaxHeaderBytes < 1024 {
-		p.add("frontdoor.limits.maxHeaderBytes", "must be at least 1024")
+		p.Add("frontdoor.limits.maxHeaderBytes", "must be at least 1024")
 	}
 	if fd.Limits.MaxBodyBytes < 0 {
-		p.add("frontdoor.limits.maxBodyBytes", "must not be negative")
+		p.Add("frontdoor.limits.maxBodyBytes", "must not be negative")
 	}
 	if fd.Limits.ReadHeaderTimeout <= 0 || fd.Limits.IdleTimeout <= 0 {
-		p.add("frontdoor.limits", "readHeaderTimeout and idleTimeout must be positive")
+		p.Add("frontdoor.limits", "readHeaderTimeout and idleTimeout must be positive")
 	}
 	if fd.Limits.MaxConcurrent < 1 {
-		p.add("frontdoor.limits.maxConcurrent", "must be at least 1")
+		p.Add("frontdoor.limits.maxConcurrent", "must be at least 1")
 	}
 	for _, k := range sortedKeys(t.GeoIP) {
 		if _, err := netip.ParsePrefix(k); err != nil {
-			p.add(fmt.Sprintf("geoip[%q]", k), "not a CIDR prefix such as 10.1.0.0/16")
+			p.Add(fmt.Sprintf("geoip[%q]", k), "not a CIDR prefix such as 10.1.0.0/16")
 		}
 		if !geoRE.MatchString(t.GeoIP[k]) {
-			p.add(fmt.Sprintf("geoip[%q]", k), "%q must be an upper-case geo code", t.GeoIP[k])
+			p.Add(fmt.Sprintf("geoip[%q]", k), "%q must be an upper-case geo code", t.GeoIP[k])
 		}
 	}
 
 	g := t.GSLB
 	if g.Zone == "" {
-		p.add("gslb.zone", "required")
+		p.Add("gslb.zone", "required")
 	} else {
 		for _, l := range strings.Split(strings.TrimSuffix(g.Zone, "."), ".") {
 			if !labelRE.MatchString(l) {
-				p.add("gslb.zone", "%q is not a domain name of DNS labels", g.Zone)
+				p.Add("gslb.zone", "%q is not a domain name of DNS labels", g.Zone)
 				break
 			}
 		}
 	}
 	p.label("gslb.host", g.Host)
 	if g.TTL < 0 || g.TTL.D() > time.Hour || g.TTL.D()%time.Second != 0 {
-		p.add("gslb.ttl", "must be whole seconds between 0 and 1h, got %s", g.TTL)
+		p.Add("gslb.ttl", "must be whole seconds between 0 and 1h, got %s", g.TTL)
 	}
 	if g.DegradedTTL < 0 || g.DegradedTTL > g.TTL || g.DegradedTTL.D()%time.Second != 0 {
-		p.add("gslb.degradedTTL", "must be whole seconds between 0 and ttl (%s), got %s", g.TTL, g.DegradedTTL)
+		p.Add("gslb.degradedTTL", "must be whole seconds between 0 and ttl (%s), got %s", g.TTL, g.DegradedTTL)
 	}
 	p.oneOf("gslb.routing", g.Routing, "priority", "weighted", "performance", "geographic", "multivalue")
 	p.between("gslb.maxRecords", g.MaxRecords, 1, 32)
 	p.probe("gslb.probe", g.Probe)
 	p.between("gslb.probe.toleratedFailures", g.Probe.Tolerated(), 0, 9)
 	if _, err := netip.ParseAddrPort(g.Listen); err != nil {
-		p.add("gslb.listen", "%q is not an address:port", g.Listen)
+		p.Add("gslb.listen", "%q is not an address:port", g.Listen)
 	}
 	p.hostPort("gslb.admin.listen", g.Admin.Listen)
 	for i, ns := range g.Nameservers {
 		for _, l := range strings.Split(strings.TrimSuffix(ns, "."), ".") {
 			if !labelRE.MatchString(l) {
-				p.add(fmt.Sprintf("gslb.nameservers[%d]", i), "%q is not a domain name", ns)
+				p.Add(fmt.Sprintf("gslb.nameservers[%d]", i), "%q is not a domain name", ns)
 				break
 			}
 		}
@@ -279,7 +275,7 @@ func (t *Topology) Validate() error {
 		at := fmt.Sprintf("data[%d]", i)
 		p.label(at+".name", d.Name)
 		if j, ok := names[d.Name]; ok && d.Name != "" {
-			p.add(at+".name", "%q is already the name of data[%d]", d.Name, j)
+			p.Add(at+".name", "%q is already the name of data[%d]", d.Name, j)
 		}
 		names[d.Name] = i
 		p.oneOf(at+".kind", d.Kind, KindPrimarySecondary, KindMultiWrite, KindCache)
@@ -287,23 +283,23 @@ func (t *Topology) Validate() error {
 		case KindPrimarySecondary:
 			p.oneOf(at+".engine", d.Engine, "jetstream", "postgres")
 			if _, ok := t.Region(d.Primary); !ok {
-				p.add(at+".primary", "%q is not a region", d.Primary)
+				p.Add(at+".primary", "%q is not a region", d.Primary)
 			}
 			p.oneOf(at+".replication", d.Replication, "async", "sync")
 			p.oneOf(at+".failover.policy", d.Failover.Policy, "manual", "automatic")
 			if d.Failover.Grace < 0 {
-				p.add(at+".failover.grace", "must not be negative")
+				p.Add(at+".failover.grace", "must not be negative")
 			}
 			if d.Failover.Lease < Duration(2*time.Second) || d.Failover.Lease > Duration(time.Minute) {
-				p.add(at+".failover.lease", "%s is not between 2s and 1m (the witness's lease granularity is one second)", d.Failover.Lease)
+				p.Add(at+".failover.lease", "%s is not between 2s and 1m (the witness's lease granularity is one second)", d.Failover.Lease)
 			}
 			if d.Failover.Policy == "automatic" && t.Witness == "" {
-				p.add(at+".failover.policy", "automatic failover needs a witness site (set witness)")
+				p.Add(at+".failover.policy", "automatic failover needs a witness site (set witness)")
 			}
 		case KindMultiWrite:
 			p.oneOf(at+".engine", d.Engine, "jetstream")
 			if d.Consistency == "strong" {
-				p.add(at+".consistency", "strong consistency is not allowed with multi-region writes (use bounded, session, prefix or eventual)")
+				p.Add(at+".consistency", "strong consistency is not allowed with multi-region writes (use bounded, session, prefix or eventual)")
 			} else {
 				p.oneOf(at+".consistency", d.Consistency, "bounded", "session", "prefix", "eventual")
 			}
@@ -311,43 +307,43 @@ func (t *Topology) Validate() error {
 			p.oneOf(at+".engine", d.Engine, "memory")
 		}
 		if d.Kind != KindPrimarySecondary && d.Primary != "" {
-			p.add(at+".primary", "only primary-secondary services have a primary")
+			p.Add(at+".primary", "only primary-secondary services have a primary")
 		}
 	}
 	if t.Objectives.RTO <= 0 {
-		p.add("objectives.rto", "must be positive")
+		p.Add("objectives.rto", "must be positive")
 	}
 	if t.Objectives.RPO < 0 {
-		p.add("objectives.rpo", "must not be negative")
+		p.Add("objectives.rpo", "must not be negative")
 	}
 	if a := t.Objectives.Availability; a <= 0 || a > 100 {
-		p.add("objectives.availability", "must be a percentage above 0 and at most 100, got %g", a)
+		p.Add("objectives.availability", "must be a percentage above 0 and at most 100, got %g", a)
 	}
 	if _, err := netip.ParseAddr(t.Lab.Host); err != nil {
-		p.add("lab.host", "%q is not an IP address", t.Lab.Host)
+		p.Add("lab.host", "%q is not an IP address", t.Lab.Host)
 	}
 	p.between("lab.ingressPort", t.Lab.IngressPort, 0, 65535)
 	if t.Lab.StartTimeout <= 0 {
-		p.add("lab.startTimeout", "must be positive")
+		p.Add("lab.startTimeout", "must be positive")
 	}
-	return errors.Join(p...)
+	return p.Err()
 }
 
 func (p *problems) hostPort(path, v string) {
 	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
-		p.add(path, "%q is not a host:port address such as :8080 or 127.0.0.1:8080", v)
+		p.Add(path, "%q is not a host:port address such as :8080 or 127.0.0.1:8080", v)
 	}
 }
 
 func (p *problems) probe(at string, pr Probe) {
 	if !strings.HasPrefix(pr.Path, "/") {
-		p.add(at+".path", "%q must start with /", pr.Path)
+		p.Add(at+".path", "%q must start with /", pr.Path)
 	}
 	p.oneOf(at+".method", pr.Method, "HEAD", "GET")
 	if pr.Interval.D() < 10*time.Millisecond {
-		p.add(at+".interval", "must be at least 10ms, got %s", pr.Interval)
+		p.Add(at+".interval", "must be at least 10ms, got %s", pr.Interval)
 	}
 	if pr.Timeout <= 0 || pr.Timeout > pr.Interval {
-		p.add(at+".timeout", "must be positive and at most the interval (%s), got %s", pr.Interval, pr.Timeout)
+		p.Add(at+".timeout", "must be positive and at most the interval (%s), got %s", pr.Interval, pr.Timeout)
 	}
 }
