@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/geostamp/geostamp/internal/lab"
 	"github.com/geostamp/geostamp/internal/stamp"
@@ -269,11 +268,11 @@ func cmdLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	switch {
 	case (pos[0] == "cut" || pos[0] == "heal") && len(pos) == 3:
 	case pos[0] == "latency" && len(pos) == 4:
-		d, err := time.ParseDuration(pos[3])
+		d, err := topology.ParseDuration(pos[3])
 		if err != nil {
-			return fmt.Errorf("%w: %q is not a duration (e.g. 50ms)", errUsage, pos[3])
+			return fmt.Errorf("%w: %v", errUsage, err)
 		}
-		req.Latency, req.Jitter = topology.Duration(d), topology.Duration(*jitter)
+		req.Latency, req.Jitter = d, topology.Duration(*jitter)
 	default:
 		fs.Usage()
 		return fmt.Errorf("%w: bad link command %q", errUsage, strings.Join(pos, " "))
