@@ -241,13 +241,9 @@ func (c *h1conn) serve() {
 		if !headBuffered(c.br) {
 			c.setDeadline(now, f.readHeader) // slow clients get ReadHeaderTimeout
 		}
-		status, err := c.readHead()
+		status, err := c.readRequest()
 		if err != nil {
 			return // the client went away or timed out mid-head
-		}
-		if status == 0 {
-			status = c.parse()
-			c.afterPOST = c.in.method == http.MethodPost
 		}
 		if status != 0 {
 			c.fail(status)
@@ -284,6 +280,18 @@ func headBuffered(br *bufio.Reader) bool {
 			return true
 		}
 	}
+}
+
+// readRequest reads and parses the next request head into c.in (see
+// readHead and parse).
+func (c *h1conn) readRequest() (status int, err error) {
+	status, err = c.readHead()
+	if err != nil || status != 0 {
+		return status, err
+	}
+	status = c.parse()
+	c.afterPOST = c.in.method == http.MethodPost
+	return status, nil
 }
 
 // readHead reads the request head into c.hbuf: the request line and the
