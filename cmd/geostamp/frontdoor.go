@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 
+	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/frontdoor"
 	"github.com/geostamp/geostamp/internal/telemetry"
 	"github.com/geostamp/geostamp/internal/topology"
@@ -70,14 +69,11 @@ func cmdFrontdoor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if tf == "" {
 			return fmt.Errorf("%w: the admin API needs a token: pass --token-file or set frontdoor.admin.tokenFile (or --admin off)", errUsage)
 		}
-		b, err := os.ReadFile(tf)
+		tok, err := auth.ReadTokenFile(tf)
 		if err != nil {
-			return fmt.Errorf("frontdoor: admin token: %w", err)
+			return fmt.Errorf("frontdoor: admin API: %w", err)
 		}
-		cfg.AdminToken = strings.TrimSpace(string(b))
-		if cfg.AdminToken == "" {
-			return fmt.Errorf("frontdoor: admin token file %s is empty", tf)
-		}
+		cfg.AdminToken = tok
 	}
 	f, err := frontdoor.New(cfg)
 	if err != nil {

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 
+	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/gslb"
 	"github.com/geostamp/geostamp/internal/telemetry"
 	"github.com/geostamp/geostamp/internal/topology"
@@ -58,13 +57,8 @@ func cmdGSLB(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if tf == "" {
 			return fmt.Errorf("%w: the admin API needs a bearer token: --token-file F (or gslb.admin.tokenFile), or --admin off", errUsage)
 		}
-		b, err := os.ReadFile(tf)
-		if err != nil {
-			return fmt.Errorf("gslb: token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return fmt.Errorf("gslb: token file %s is empty", tf)
+		if token, err = auth.ReadTokenFile(tf); err != nil {
+			return fmt.Errorf("gslb: admin API: %w", err)
 		}
 	}
 	s, err := gslb.New(gslb.Config{

@@ -7,7 +7,9 @@ package auth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/geostamp/geostamp/internal/httpjson"
@@ -47,4 +49,19 @@ func Bearer(token string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ReadTokenFile reads a bearer token from the file at path, without the
+// spaces and newline around it. An empty file is an error: a surface must
+// not start with a token that Valid would never accept.
+func ReadTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("auth: token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("auth: token file %s is empty", path)
+	}
+	return t, nil
 }

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/geostamp/geostamp/internal/httpjson"
@@ -64,5 +67,25 @@ func TestBearer(t *testing.T) {
 				t.Errorf("body %q (%v)", rec.Body, err)
 			}
 		})
+	}
+}
+
+func TestReadTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if tok, err := ReadTokenFile(write("ok", "  abc123\n")); err != nil || tok != "abc123" {
+		t.Errorf("token %q, %v; want abc123", tok, err)
+	}
+	if _, err := ReadTokenFile(write("blank", " \n")); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("blank file: %v, want an error saying it is empty", err)
+	}
+	if _, err := ReadTokenFile(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file: %v", err)
 	}
 }

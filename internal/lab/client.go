@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/httpjson"
 )
 
@@ -26,7 +27,7 @@ func Dial(dir string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := readToken(eps.TokenFile)
+	tok, err := auth.ReadTokenFile(eps.TokenFile)
 	if err != nil {
 		return nil, err
 	}

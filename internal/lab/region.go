@@ -9,10 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +56,7 @@ func (d *regionData) statuses(ctx context.Context, services []ServiceSpec) []dat
 // behind the stamp's ingress, and the region's admin API. It prints a
 // ReadyLine on ready once everything listens, and returns when ctx ends.
 func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready io.Writer) error {
-	token, err := readToken(spec.TokenFile)
+	token, err := auth.ReadTokenFile(spec.TokenFile)
 	if err != nil {
 		return err
 	}
@@ -357,18 +355,6 @@ func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services 
 	top.Handle("GET /metrics", metrics)
 	top.Handle("/", auth.Bearer(token, mux))
 	return top
-}
-
-func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("lab: token: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("lab: token file %s is empty", path)
-	}
-	return t, nil
 }
 
 func portOf(addr string) int {
