@@ -363,13 +363,12 @@ type Group struct {
 func (l *Lab) handleGroups(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	auth := l.auth
 	var out []Group
 	for _, d := range l.topo.Data {
 		if d.Kind != data.KindPrimarySecondary || (r.PathValue("service") != "" && r.PathValue("service") != d.Name) {
 			continue
 		}
-		owner, err := auth.Current(ctx, d.Name)
+		owner, err := l.auth.Current(ctx, d.Name)
 		if err != nil {
 			errorJSON(w, http.StatusServiceUnavailable, "witness: %v", err)
 			return
