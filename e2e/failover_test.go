@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -640,6 +641,62 @@ var failoverFaults = []trialFault{
 		heal:   do([]string{"link", "heal", secondary, primary}, []string{"link", "heal", secondary, witness})},
 	{name: "partition regions", inject: do([]string{"link", "cut", primary, secondary}), heal: do([]string{"link", "heal", primary, secondary})},
 	{name: "secondary loses the witness", inject: do([]string{"link", "cut", secondary, witness}), heal: do([]string{"link", "heal", secondary, witness})},
+	// Asymmetric faults (issue 11): one-way cuts, a latency spike, the
+	// primary killed during a planned failover.
+	oneWayFault(primary, witness),
+	oneWayFault(witness, primary),
+	oneWayFault(primary, secondary),
+	oneWayFault(secondary, primary),
+	{name: "300ms latency spike between the regions",
+		inject: do([]string{"link", "latency", primary, secondary, "300ms"}),
+		heal:   do([]string{"link", "latency", primary, secondary, "12ms"})}, // the topologies' latency
+	{name: "primary killed before its planned fence", inject: killDuringPlanned(0), heal: do([]string{"region", "restart", primary})},
+	{name: "primary killed after its planned fence", inject: killDuringPlanned(200 * time.Millisecond), heal: do([]string{"region", "restart", primary})},
+}
+
+func oneWayFault(from, to string) trialFault {
+	name := "one-way " + strings.Trim(from, "{}") + "->" + strings.Trim(to, "{}")
+	return trialFault{name: name,
+		inject: do([]string{"link", "cut", from, to, "--one-way"}),
+		heal:   do([]string{"link", "heal", from, to, "--one-way"})}
+}
+
+// killDuringPlanned requests a planned failover to the secondary and kills
+// the primary after (a controller tick, 100 ms, is when it fences; 200 ms:
+// usually after its fence, before the target took over), or with after 0
+// just before the request. The failover must complete all the same: the
+// command succeeds and the secondary is the primary.
+func killDuringPlanned(after time.Duration) action {
+	return func(_ context.Context, inj injector, r roles) error {
+		lg := inj.(*labGroup)
+		kill := func() error { return inj.apply(r.expand([]string{"region", "kill", primary})) }
+		if after == 0 {
+			if err := kill(); err != nil {
+				return err
+			}
+		}
+		done := make(chan error, 1)
+		go func() {
+			args := []string{"failover", "orders", "--to", r.secondary, "--planned", "--timeout", "15s"}
+			_, stderr, code, err := lg.l.run(args...)
+			if err == nil && code != 0 {
+				err = fmt.Errorf("%s: exit %d: %s", strings.Join(args, " "), code, strings.TrimSpace(stderr))
+			}
+			if err == nil {
+				var st map[string]data.Status
+				if st, err = ordersErr(context.Background(), lg.l); err == nil && st[r.secondary].Role != data.RolePrimary {
+					err = fmt.Errorf("%s: exit 0 but %s is %s", strings.Join(args, " "), r.secondary, st[r.secondary].Role)
+				}
+			}
+			done <- err
+		}()
+		var err error
+		if after > 0 {
+			time.Sleep(after)
+			err = kill()
+		}
+		return errors.Join(err, <-done)
+	}
 }
 
 // labGroup is the orders failover group of a running lab under sync
