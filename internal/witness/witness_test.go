@@ -460,6 +460,9 @@ func summaries(os []Owner) []string {
 // lab's (connections stay open).
 func TestOneWayCutEndsLease(t *testing.T) {
 	if testing.Short() {
+		t.Skip("three 3-member clusters, about 30 s; skipped with -short (the race pass)")
+	}
+	if testing.Short() {
 		t.Skip("real-time lease bounds over etcd clusters (9 s a case); the full run checks them")
 	}
 	for _, tc := range []struct {
