@@ -370,7 +370,12 @@ func TestForcedLosesExactlyTheUnreplicatedTail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // a fresh position report from each side
+	// The gap is counted from westeurope's last position report: wait for
+	// one that holds the 7 writes (a sleep is not enough under -race).
+	waitFor(t, func() bool {
+		co, err := keysFor("", "orders").read(t.Context(), l.cli)
+		return err == nil && co.reports[we].Position == 27
+	})
 	res, err := Ask(t.Context(), l.cli, l.auth, "", "orders", ne, ModeForced, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
