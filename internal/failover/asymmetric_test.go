@@ -414,6 +414,13 @@ func asymmetricFaults() []fault {
 	add("witness to primary", true, witnessOf, primaryOf)
 	add("primary to secondary", false, primaryOf, secondaryOf)
 	add("secondary to primary", false, secondaryOf, primaryOf)
+	both := func(name string, a, b fault) {
+		fs = append(fs, fault{name: name, failover: true,
+			apply: func(g *group, p string) error { return errors.Join(a.apply(g, p), b.apply(g, p)) },
+			heal:  func(g *group, p string) error { return errors.Join(a.heal(g, p), b.heal(g, p)) }})
+	}
+	both("primary to witness and to secondary", fs[0], fs[2])
+	both("witness and secondary to primary", fs[1], fs[3])
 	spike := func(d time.Duration) func(*group, string) error {
 		return func(g *group, p string) error {
 			l := g.net.Link(p, other(p))
