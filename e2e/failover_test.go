@@ -254,6 +254,9 @@ func settledErr(l *runningLab, bound time.Duration) (primary string, epoch uint6
 			if r != primary && (s.Role != data.RoleSecondary || s.Primary != primary || s.Epoch != epoch) {
 				return fmt.Errorf("%s is %s of %s at epoch %d, want secondary of %s at %d", r, s.Role, s.Primary, s.Epoch, primary, epoch)
 			}
+			if s.Rebuilding {
+				return fmt.Errorf("%s is still rebuilding: %s", r, s.Detail)
+			}
 		}
 		return nil
 	})

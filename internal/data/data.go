@@ -60,6 +60,10 @@ type Status struct {
 	LagWrites uint64 `json:"lag_writes"`
 	// LagSeconds is the age of the oldest write the replica lacks (0 when caught up).
 	LagSeconds float64 `json:"lag_seconds"`
+	// Rebuilding: the replica is copying back history it discarded when it
+	// rejoined (data.Rebuilder); until done it lacks acknowledged writes
+	// and is no failover candidate.
+	Rebuilding bool `json:"rebuilding,omitempty"`
 	// Readable and Writable say what this region can do with the service now.
 	Readable bool   `json:"readable"`
 	Writable bool   `json:"writable"`

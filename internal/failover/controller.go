@@ -533,6 +533,9 @@ func (c *Controller) unowned(ctx context.Context, owner witness.Owner, co coordi
 		c.logFailure("fail over automatically", fmt.Errorf("the local replica is still copying back history it discarded when it rejoined (position %d): promoting it would lose acknowledged writes; a forced failover can", c.pos))
 	}
 	r := co.request
+	if r != nil && r.To == c.cfg.Region && now.Before(r.Deadline) && r.Mode == ModePlanned && !c.safeForPlanned(ctx, owner, co, r) {
+		return
+	}
 	switch {
 	case owner.Epoch == 0 && c.cfg.Initial == c.cfg.Region:
 		why = "first start: initial primary"
@@ -562,6 +565,34 @@ func (c *Controller) unowned(ctx context.Context, owner witness.Owner, co coordi
 	if r != nil && r.To == c.cfg.Region {
 		c.deleteRequest(ctx, r.ID)
 	}
+}
+
+// safeForPlanned reports whether a planned failover to this region may go
+// on although its holder is gone (it died or lost its lease before it
+// could hand over): only without loss. A replica still copying back the
+// history it discarded when it rejoined lacks acknowledged writes and can
+// never catch up from a dead primary, so the request is aborted: a forced
+// failover is the way to accept that loss. A fresh report of another
+// region at a higher position may be the dead primary's unacknowledged
+// tail or another region's newer copy: wait until it is stale.
+func (c *Controller) safeForPlanned(ctx context.Context, owner witness.Owner, co coordination, r *Request) bool {
+	if c.rebuilding {
+		target := uint64(0)
+		if rb, ok := c.cfg.Replica.(data.Rebuilder); ok {
+			target = rb.RebuildTarget()
+		}
+		c.emit(Event{Step: StepAbort, Mode: ModePlanned, Epoch: owner.Epoch, Position: c.pos, Detail: fmt.Sprintf(
+			"%s is still copying back history it discarded when it rejoined (at position %d of %d) and the primary is gone: a planned failover would lose acknowledged writes; a forced failover accepts that loss", c.cfg.Region, c.pos, target)})
+		c.deleteRequest(ctx, r.ID)
+		return false
+	}
+	fresh := 3*c.cfg.ReportEvery + time.Second
+	for name, rep := range co.reports {
+		if name != c.cfg.Region && time.Since(rep.Time) <= fresh && rep.Position > c.pos {
+			return false
+		}
+	}
+	return true
 }
 
 // best reports whether this region is the candidate to promote: the

@@ -482,6 +482,40 @@ func TestNoAutomaticPromotionWhileRebuilding(t *testing.T) {
 	l.waitRole(ne, data.RolePrimary, 5*time.Second)
 }
 
+// A planned failover whose primary dies before it fences goes on only
+// without loss: to a replica still rebuilding it is aborted at once with
+// the reason, and the replica stays unpromoted (a forced failover is how
+// to accept the loss).
+func TestPlannedToRebuildingReplicaAborted(t *testing.T) {
+	ttl := 2 * time.Second
+	l := newLab(t, Config{Group: "orders", Initial: we, LeaseTTL: ttl}, we, ne)
+	l.waitRole(we, data.RolePrimary, 10*time.Second)
+	l.waitRole(ne, data.RoleSecondary, 10*time.Second)
+	l.n.mu.Lock()
+	l.n.reps[ne].rebuildTo = 1000
+	l.n.mu.Unlock()
+	l.kill(we)
+	start := time.Now()
+	_, err := Ask(t.Context(), l.cli, l.auth, "", "orders", ne, ModePlanned, 10*time.Second)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "copying back history") {
+		t.Fatalf("planned failover to a rebuilding replica: err %v, want it refused naming the rebuild", err)
+	}
+	// Refused once the lease ended, not at the request's deadline.
+	if took := time.Since(start); took > ttl+2*time.Second {
+		t.Errorf("refusal took %s, after the lease %s ended", took, ttl)
+	}
+	if r := l.roles()[ne]; r == data.RolePrimary {
+		t.Fatal("the rebuilding replica was promoted")
+	}
+	l.n.mu.Lock()
+	l.n.reps[ne].rebuildTo = 0
+	l.n.mu.Unlock()
+	if _, err := Ask(t.Context(), l.cli, l.auth, "", "orders", ne, ModeForced, 10*time.Second); err != nil {
+		t.Fatalf("forced failover once rebuilt: %v", err)
+	}
+	l.waitRole(ne, data.RolePrimary, 5*time.Second)
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {

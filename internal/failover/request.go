@@ -56,12 +56,53 @@ func Ask(ctx context.Context, cli *clientv3.Client, auth *witness.Authority, pre
 	}
 	wctx, cancel := context.WithDeadline(ctx, req.Deadline)
 	defer cancel()
-	var done bool
-	for o := range auth.Watch(wctx, group) {
+	// The request's key is deleted when the target promotes or when a
+	// region aborts it: then stop waiting.
+	gone := cli.Watch(wctx, k.request(), clientv3.WithFilterPut())
+	owners := auth.Watch(wctx, group)
+	var done, aborted bool
+	promoted := func(o witness.Owner) bool {
 		if o.Holder == to && o.Epoch > owner.Epoch {
 			res.Epoch, res.Seconds, done = o.Epoch, time.Since(start).Seconds(), true
-			break
 		}
+		return done
+	}
+wait:
+	for {
+		select {
+		case o, ok := <-owners:
+			if !ok || promoted(o) {
+				break wait
+			}
+		case w, ok := <-gone:
+			if !ok {
+				gone = nil
+				continue
+			}
+			if len(w.Events) == 0 {
+				continue
+			}
+			if o, err := auth.Current(wctx, group); err != nil || !promoted(o) {
+				aborted = true
+			}
+			break wait
+		}
+	}
+	if aborted {
+		// The abort event follows the deletion through its region's outbox.
+		for wait := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			res.Steps, _ = Events(ctx, cli, prefix, group, start)
+			if hasStep(res.Steps, "", StepAbort) || time.Now().After(wait) || ctx.Err() != nil {
+				break
+			}
+		}
+		why := lastDetail(res.Steps)
+		for _, e := range res.Steps {
+			if e.Step == StepAbort {
+				why = fmt.Sprintf(" by %s: %s", e.Region, e.Detail)
+			}
+		}
+		return res, fmt.Errorf("%w: failover %s to %s aborted%s", ErrRefused, group, to, why)
 	}
 	if !done {
 		cctx, c := context.WithTimeout(context.Background(), time.Second)
@@ -84,10 +125,11 @@ func Ask(ctx context.Context, cli *clientv3.Client, auth *witness.Authority, pre
 	return res, nil
 }
 
+// hasStep reports whether region ("" for any) took one of steps.
 func hasStep(evs []Event, region string, steps ...string) bool {
 	for _, e := range evs {
 		for _, s := range steps {
-			if e.Region == region && e.Step == s {
+			if (region == "" || e.Region == region) && e.Step == s {
 				return true
 			}
 		}

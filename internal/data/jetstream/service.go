@@ -545,6 +545,10 @@ func (s *service) Status(ctx context.Context) data.Status {
 	info := stream.CachedInfo()
 	st.Readable = true
 	st.LastSeq = info.State.LastSeq
+	if to := s.rebuildTo.Load(); st.LastSeq < to {
+		st.Rebuilding = true
+		details = append(details, fmt.Sprintf("rebuilding: copying back history discarded when it rejoined (at %d of %d)", st.LastSeq, to))
+	}
 	if role == "" {
 		st.Role = data.RoleSecondary
 		if info.Config.Mirror == nil {
