@@ -1,9 +1,18 @@
-// Package telemetry picks the log handler: besides main (and testlog in
-// tests) no package chooses one. NewLogger builds the JSON or text logger
-// at the configured level; Component tags the logger injected into a
-// component with its name, and loggers from NewLogger carry at most one
-// component key per line however often they are tagged. Metrics are not
-// here: each component keeps its own Prometheus registry.
+// Package telemetry is the one place that picks how a process reports
+// itself; components only use what it sets up:
+//
+//   - logs: NewLogger builds the JSON (or text) logger at the configured
+//     level; Component tags a component's logger, and loggers from
+//     NewLogger carry at most one component key per line however often
+//     they are tagged. Besides main (and testlog in tests) no package
+//     chooses a handler.
+//   - metrics: NewRegistry gives a process's registry (Go runtime and
+//     process collectors, the process's region or pop as a constant label
+//     on every series) and its /metrics handler (OpenMetrics, for
+//     exemplars); the naming rules are on MetricPrefix.
+//   - traces: StartTracing installs the OpenTelemetry tracer provider and
+//     the W3C propagator from the standard OTEL_* variables; Tracer gives
+//     a package its tracer.
 package telemetry
 
 import (
