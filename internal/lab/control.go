@@ -65,7 +65,11 @@ func (l *Lab) listenControl() (*http.Server, net.Listener, error) {
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, l.Endpoints())
 	})
-	srv := &http.Server{Handler: auth.Bearer(l.token, mux), ReadHeaderTimeout: 5 * time.Second}
+	// Metrics are read-only and scraped without the token, as usual.
+	top := http.NewServeMux()
+	top.Handle("GET /metrics", l.metrics.Handler())
+	top.Handle("/", auth.Bearer(l.token, mux))
+	srv := &http.Server{Handler: top, ReadHeaderTimeout: 5 * time.Second}
 	return srv, ln, nil
 }
 

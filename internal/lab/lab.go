@@ -83,6 +83,10 @@ type Lab struct {
 	token   string
 	fdid    string
 
+	// metrics is the lab process's own registry (control, WAN links,
+	// probes), on the control API's /metrics.
+	metrics *telemetry.Registry
+
 	mu        sync.Mutex
 	endpoints *Endpoints
 	events    []Event
@@ -121,6 +125,7 @@ func New(cfg Config) (*Lab, error) {
 		progress: cfg.Progress,
 		ready:    make(chan struct{}),
 		byName:   map[string]*regionProc{},
+		metrics:  telemetry.NewRegistry(nil),
 	}, nil
 }
 
