@@ -47,8 +47,13 @@ func TestOneWayCutToWitness(t *testing.T) {
 			took := promote.Time.Sub(cut.start)
 			t.Logf("%s: after the one-way cut: the lease ended at the witness (detect) +%v, decide +%v, promoted +%v (lease + grace + margin = %v, + etcd's expiry scan: %v)",
 				e.name, detect.Time.Sub(cut.start).Round(time.Millisecond), decide.Time.Sub(cut.start).Round(time.Millisecond), took.Round(time.Millisecond), lease+grace+margin, bound)
-			if took > bound {
-				t.Errorf("promoted %v after the cut, later than %v", took, bound)
+			// The configuration bounds the decision; the promotion itself
+			// then takes the engine's time (pg_promote: up to ~0.7 s).
+			if d := decide.Time.Sub(cut.start); decide.Time.IsZero() || d > bound {
+				t.Errorf("decided to promote %v after the cut, later than %v", d, bound)
+			}
+			if decide.Time.Sub(detect.Time) < grace {
+				t.Errorf("decided %v after the lease ended, before grace %v", decide.Time.Sub(detect.Time), grace)
 			}
 			if rest := 3*lease - time.Since(cut.start); rest > 0 {
 				time.Sleep(rest)
