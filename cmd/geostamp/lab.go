@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -46,6 +47,8 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	// What libraries print with the log package lands in the same file.
+	slog.SetDefault(telemetry.Component(logger.With(telemetry.RegionKey, lab.GlobalRegion), "stdlog"))
 	l, err := lab.New(lab.Config{
 		Topology:  topo,
 		StateDir:  *dir,
@@ -223,8 +226,11 @@ func runRegion(ctx context.Context, specFile string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	// Every line of a region process belongs to its region.
+	logger = logger.With(telemetry.RegionKey, spec.Name)
+	slog.SetDefault(telemetry.Component(logger, "stdlog"))
 	if err := lab.RunRegion(ctx, spec, logger, stdout); err != nil {
-		logger.Error("region failed", "region", spec.Name, "err", err)
+		telemetry.Component(logger, "lab").Error("region failed", "err", err)
 		return err
 	}
 	return nil

@@ -10,12 +10,16 @@ import (
 
 // accessLog writes one JSON object per request, one line each:
 //
-//	{"time":"2026-01-02T15:04:05.123456Z","pop":"pop-eu","client":"10.1.2.3",
+//	{"time":"2026-01-02T15:04:05.123456Z","level":"INFO","msg":"request","component":"access",
+//	 "pop":"pop-eu","client":"10.1.2.3",
 //	 "method":"GET","host":"app","uri":"/orders/1","proto":"HTTP/1.1","status":200,
 //	 "region":"westeurope","tries":["northeurope:connect_error","westeurope:200"],
 //	 "bytes":123,"duration_ms":1.234,"fail_open":false}
 //
-// with "reason" when the front door answered itself.
+// with "reason" when the front door answered itself. The time is the
+// request's start; level, msg and component make it a log line like the
+// others (geostamp logs merges them); region is the region that answered,
+// "global" (the global layer) when none did.
 type accessLog struct {
 	mu  sync.Mutex
 	w   io.Writer
@@ -30,7 +34,7 @@ func (l *accessLog) write(f *FrontDoor, in *inbound, rec *record) {
 	now := time.Now()
 	b = append(b, `{"time":"`...)
 	b = rec.start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
-	b = append(b, `","pop":`...)
+	b = append(b, `","level":"INFO","msg":"request","component":"access","pop":`...)
 	b = appendJSON(b, l.pop)
 	b = append(b, `,"client":"`...)
 	if rec.client.IsValid() {
@@ -55,7 +59,7 @@ func (l *accessLog) write(f *FrontDoor, in *inbound, rec *record) {
 	if rec.region >= 0 {
 		b = appendJSON(b, f.origins[rec.region].name)
 	} else {
-		b = append(b, `""`...)
+		b = append(b, `"global"`...)
 	}
 	b = append(b, `,"tries":[`...)
 	for i := 0; i < rec.ntries; i++ {

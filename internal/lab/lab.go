@@ -63,6 +63,11 @@ type Event struct {
 	Discarded *uint64 `json:"discarded,omitempty"`
 }
 
+// GlobalRegion is the region of the log lines of the lab's global layer
+// (front door POPs, GSLB, WAN links, control API, probes) that name no
+// region of their own.
+const GlobalRegion = "global"
+
 // Lab runs a topology on this machine.
 type Lab struct {
 	cfg      Config
@@ -117,6 +122,12 @@ func New(cfg Config) (*Lab, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
+	// Every line of the lab process belongs to the global layer unless it
+	// names a region of its own (the witness site's member names its site).
+	if cfg.Logger == nil {
+		cfg.Logger = telemetry.Discard()
+	}
+	cfg.Logger = cfg.Logger.With(telemetry.RegionKey, GlobalRegion)
 	return &Lab{
 		cfg:      cfg,
 		topo:     cfg.Topology,
@@ -151,7 +162,13 @@ func (l *Lab) event(e Event) {
 	l.mu.Lock()
 	l.events = append(l.events, e)
 	l.mu.Unlock()
-	l.log.Info("event", "kind", e.Kind, "region", e.Region, "link", e.Link, "detail", e.Detail)
+	args := []any{"kind", e.Kind}
+	for _, kv := range [][2]string{{"region", e.Region}, {"link", e.Link}, {"detail", e.Detail}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	l.log.Info("event", args...)
 }
 
 func (l *Lab) printf(format string, args ...any) { fmt.Fprintf(l.progress, format, args...) }
@@ -434,6 +451,7 @@ func (l *Lab) startWitness(ctx context.Context) error {
 	l.witness = specs
 	logger := telemetry.Component(l.cfg.Logger, "witness")
 	if w := l.topo.Witness; w != "" {
+		logger = logger.With(telemetry.RegionKey, w)
 		errc := make(chan error, 2)
 		go func() {
 			for err := range errc {

@@ -241,7 +241,7 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 	if err := json.NewEncoder(ready).Encode(line); err != nil {
 		return fmt.Errorf("region %s: report ready: %w", spec.Name, err)
 	}
-	logger.Info("region ready", "region", spec.Name, "ingress", stmp.IngressAddr())
+	telemetry.Component(logger, "lab").Info("region ready", "ingress", stmp.IngressAddr())
 	select {
 	case <-ctx.Done():
 		return nil

@@ -4,7 +4,9 @@
 //   - logs: NewLogger builds the JSON (or text) logger at the configured
 //     level; Component tags a component's logger, and loggers from
 //     NewLogger carry at most one component key per line however often
-//     they are tagged. Besides main (and testlog in tests) no package
+//     they are tagged, and the same holds for the region; a line logged
+//     with a context holding a span carries its trace_id and span_id
+//     (WithTraceContext). Besides main (and testlog in tests) no package
 //     chooses a handler.
 //   - metrics: NewRegistry gives a process's registry (Go runtime and
 //     process collectors, the process's region or pop as a constant label
@@ -50,9 +52,9 @@ func NewLogger(w io.Writer, cfg LogConfig) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(cfg.Format) {
 	case "", "json":
-		return slog.New(oneComponent(slog.NewJSONHandler(w, opts))), nil
+		return slog.New(WithTraceContext(oneComponent(slog.NewJSONHandler(w, opts)))), nil
 	case "text":
-		return slog.New(oneComponent(slog.NewTextHandler(w, opts))), nil
+		return slog.New(WithTraceContext(oneComponent(slog.NewTextHandler(w, opts)))), nil
 	}
 	return nil, fmt.Errorf("telemetry: unknown log format %q (json, text)", cfg.Format)
 }
@@ -62,6 +64,27 @@ func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // ComponentKey is the attribute that names the component of a log line.
 const ComponentKey = "component"
+
+// RegionKey is the attribute that names the region a log line belongs to:
+// the region process's own region, or the region a line of the global
+// layer is about; the lab's global components use "global" (see
+// docs/observability.md). Like the component, a line from NewLogger
+// carries it at most once, the last value given winning.
+const RegionKey = "region"
+
+// singleKeys are the attributes a line from NewLogger carries at most
+// once: the last non-empty value given wins (the logger's With, then the
+// record's own attributes).
+var singleKeys = [...]string{ComponentKey, RegionKey}
+
+func singleIndex(key string) int {
+	for i, k := range singleKeys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
 
 // Component tags a logger with the component's name. Tagging a logger that
 // already has a component (a component handing its logger to a part of it,
@@ -74,15 +97,16 @@ func Component(l *slog.Logger, name string) *slog.Logger {
 	return l.With(ComponentKey, name)
 }
 
-// componentHandler keeps the component attribute out of the attributes it
-// hands to its handler until a line is written, so that the last name
-// given wins instead of the key being repeated (a JSON object with a
-// duplicate key is read differently by different parsers).
+// componentHandler keeps the component and region attributes out of the
+// attributes it hands to its handler until a line is written, so that the
+// last value given wins instead of the key being repeated (a JSON object
+// with a duplicate key is read differently by different parsers). An
+// empty value leaves the one given before.
 type componentHandler struct {
-	base  slog.Handler // as NewLogger built it, without attributes
-	attrs []slog.Attr  // given to With, ComponentKey left out
-	name  string       // the component; "" for none
-	h     slog.Handler // base with name and attrs
+	base  slog.Handler            // as NewLogger built it, without attributes
+	attrs []slog.Attr             // given to With, the single keys left out
+	named [len(singleKeys)]string // the single keys' values; "" for none
+	h     slog.Handler            // base with named and attrs
 }
 
 var _ slog.Handler = (*componentHandler)(nil)
@@ -94,36 +118,47 @@ func (c *componentHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (c *componentHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	n := &componentHandler{base: c.base, attrs: slices.Clone(c.attrs), name: c.name}
+	n := &componentHandler{base: c.base, attrs: slices.Clone(c.attrs), named: c.named}
 	for _, a := range as {
-		if a.Key == ComponentKey {
-			n.name = a.Value.String()
+		if i := singleIndex(a.Key); i >= 0 {
+			if v := a.Value.String(); v != "" {
+				n.named[i] = v
+			}
 		} else {
 			n.attrs = append(n.attrs, a)
 		}
 	}
-	n.h = n.build(n.name)
+	n.h = n.build(n.named)
 	return n
 }
 
-func (c *componentHandler) build(name string) slog.Handler {
-	if name == "" {
-		return c.base.WithAttrs(c.attrs)
+func (c *componentHandler) build(named [len(singleKeys)]string) slog.Handler {
+	var as []slog.Attr
+	for i, k := range singleKeys {
+		if named[i] != "" {
+			as = append(as, slog.String(k, named[i]))
+		}
 	}
-	return c.base.WithAttrs(append([]slog.Attr{slog.String(ComponentKey, name)}, c.attrs...))
+	if len(as) == 0 && len(c.attrs) == 0 {
+		return c.base
+	}
+	return c.base.WithAttrs(append(as, c.attrs...))
 }
 
-// WithGroup commits the component: keys given inside the group are
-// qualified by it, so they cannot repeat the top-level one.
+// WithGroup commits the component and region: keys given inside the group
+// are qualified by it, so they cannot repeat the top-level ones.
 func (c *componentHandler) WithGroup(g string) slog.Handler { return c.h.WithGroup(g) }
 
-// Handle writes r; a component named on the record itself (log.Info(msg,
-// "component", x)) takes the place of the logger's.
+// Handle writes r; a component or region named on the record itself
+// (log.Info(msg, "region", x)) takes the place of the logger's.
 func (c *componentHandler) Handle(ctx context.Context, r slog.Record) error {
-	name, own := "", false
+	named, own := c.named, false
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == ComponentKey {
-			name, own = a.Value.String(), true
+		if i := singleIndex(a.Key); i >= 0 {
+			if v := a.Value.String(); v != "" {
+				named[i] = v
+			}
+			own = true
 		}
 		return true
 	})
@@ -132,10 +167,10 @@ func (c *componentHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key != ComponentKey {
+		if singleIndex(a.Key) < 0 {
 			out.AddAttrs(a)
 		}
 		return true
 	})
-	return c.build(name).Handle(ctx, out)
+	return c.build(named).Handle(ctx, out)
 }
