@@ -27,6 +27,8 @@ Usage:
   geostamp link list|cut|heal|latency A B [DURATION] [--one-way] [--jitter D]
                                                 change the WAN link between two sites
   geostamp data [--json]                        replication state of every data service
+  geostamp logs [-f] [--region R] [--component C] [--since D] [--trace ID] [--json]
+                                                every process's log, merged in time order
   geostamp failover SERVICE --to REGION [--planned|--forced]
                                                 fail a data service over to another region
   geostamp topology [-f FILE]                   print a topology with every default filled in
@@ -100,6 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "data":
 		return cmdData(ctx, rest, stdout, stderr)
+	case "logs":
+		return cmdLogs(ctx, rest, stdout, stderr)
 	case "drill":
 		return cmdDrill(ctx, rest, stdout, stderr)
 	case "failover":
