@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/geostamp/geostamp/internal/health"
 )
 
@@ -97,10 +101,49 @@ func readHeadLen(br *bufio.Reader) (int, error) {
 // nothing either, and a fake clock keeps probes and the snapshot refresh
 // from running, so every allocation counted is on the request path.
 func TestProxiedGETAllocs(t *testing.T) {
+	allocs := proxiedGETAllocs(t, nil)
+	t.Logf("%.2f allocations per proxied keep-alive GET", allocs)
+	if raceEnabled {
+		return // the requests above were still checked
+	}
+	if allocs != 0 {
+		t.Errorf("%.2f allocations per proxied keep-alive GET, want 0", allocs)
+	}
+}
+
+// TestTracedGETAllocs measures what tracing costs in allocations, sampled
+// and not (the figures are logged: spans allocate; bench/frontdoor.sh
+// measures the CPU), and checks that the sampled requests were recorded
+// and the unsampled ones were not.
+func TestTracedGETAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+		sampled bool
+	}{
+		{"sampled", sdktrace.AlwaysSample(), true},
+		{"not sampled", sdktrace.TraceIDRatioBased(0), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tc.sampler), sdktrace.WithSpanProcessor(rec))
+			allocs := proxiedGETAllocs(t, tp.Tracer("frontdoor"))
+			t.Logf("%s: %.2f allocations per proxied keep-alive GET", tc.name, allocs)
+			n := len(rec.Ended())
+			if tc.sampled && n < 2*700 || !tc.sampled && n != 0 {
+				t.Errorf("%d spans recorded over 700 requests, sampled %v", n, tc.sampled)
+			}
+		})
+	}
+}
+
+// proxiedGETAllocs returns the allocations of one warm proxied GET.
+func proxiedGETAllocs(t *testing.T, tracer trace.Tracer) float64 {
+	t.Helper()
 	be := newLeanBackend(t)
 	tp := topo(nil, "westeurope")
 	f, err := New(Config{Topology: tp, Origins: []Origin{{Name: "westeurope", URL: "http://" + be.ln.Addr().String()}},
-		Listen: "127.0.0.1:0", Clock: health.NewFakeClock(time.Unix(0, 0))})
+		Listen: "127.0.0.1:0", Clock: health.NewFakeClock(time.Unix(0, 0)), Tracer: tracer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,11 +194,5 @@ func TestProxiedGETAllocs(t *testing.T) {
 	if failed != nil {
 		t.Fatal(failed)
 	}
-	t.Logf("%.2f allocations per proxied keep-alive GET", allocs)
-	if raceEnabled {
-		return // the requests above were still checked
-	}
-	if allocs != 0 {
-		t.Errorf("%.2f allocations per proxied keep-alive GET, want 0", allocs)
-	}
+	return allocs
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geostamp/geostamp/internal/health"
 	"github.com/geostamp/geostamp/internal/topology"
@@ -27,6 +28,9 @@ const (
 	HeaderDebug = "X-Geostamp-Debug"
 	// HeaderRoute explains the routing decision and the tries.
 	HeaderRoute = "X-Geostamp-Route"
+	// HeaderTraceID returns the request's trace id (32 hex digits) to
+	// the client when the front door traces (Config.Tracer).
+	HeaderTraceID = "X-Geostamp-Trace-Id"
 	// HeaderIdempotencyKey makes any request retryable.
 	HeaderIdempotencyKey = "Idempotency-Key"
 	// AffinityCookie holds the region a session is bound to, when
@@ -115,6 +119,12 @@ type Config struct {
 	// BodyTimeout bounds each read of a region's response body; default
 	// DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// Tracer, when set, records a server span per request and a client
+	// span per try, continues an incoming traceparent, sends the try's
+	// traceparent to the region and returns the trace id in
+	// HeaderTraceID. nil: no span work at all, and traceparent and
+	// tracestate are forwarded as received.
+	Tracer trace.Tracer
 }
 
 // settings is a Config with defaults filled in and the topology resolved.

@@ -25,6 +25,8 @@ const (
 	hdrDebug
 	hdrIdemKey
 	hdrFDID
+	hdrTraceparent // W3C trace context: continued, or forwarded as received
+	hdrTracestate
 )
 
 // classify names a field case-insensitively without allocating.
@@ -55,6 +57,13 @@ func classify(name string) hdr {
 		}
 		if strings.EqualFold(name, "keep-alive") {
 			return hdrHopByHop
+		}
+		if strings.EqualFold(name, "tracestate") {
+			return hdrTracestate
+		}
+	case 11:
+		if strings.EqualFold(name, "traceparent") {
+			return hdrTraceparent
 		}
 	case 14:
 		if strings.EqualFold(name, "content-length") {
@@ -125,6 +134,16 @@ func (in *inbound) admit(name, value string, affinity bool) hdr {
 		}
 	case hdrDebug:
 		in.debug = in.debug || value == "1"
+	case hdrTraceparent:
+		if in.traceparent == "" {
+			in.traceparent = value
+		}
+	case hdrTracestate:
+		if in.tracestate == "" {
+			in.tracestate = value
+		} else {
+			in.tracestate = in.tracestate + "," + value
+		}
 	case hdrConnection:
 		for v := value; v != ""; {
 			var t string

@@ -36,6 +36,8 @@ type inbound struct {
 	body                 io.Reader // nil when bodyLen == 0
 	connClose, connKeep  bool      // Connection: close, keep-alive
 	connTokens           []string  // the Connection field's other options
+	traceparent          string    // W3C trace context as received
+	tracestate           string
 }
 
 // retryable reports whether the request may be sent again to another
@@ -189,12 +191,14 @@ type record struct {
 	bytes    int64
 	reason   string // why the front door answered itself
 	failOpen bool
+	trace    reqTrace
 }
 
 // serve proxies one request and writes the response to s. A non-nil error
 // means the client connection must be closed (its state is unknown).
 func (f *FrontDoor) serve(in *inbound, s sink) error {
 	rec := record{start: time.Now(), region: -1}
+	rec.trace = f.startTrace(in)
 	n := f.active.Add(1)
 	if n > f.peak.Load() {
 		f.peak.Store(n) // a lost race only makes the peak a little low
@@ -256,11 +260,13 @@ func (f *FrontDoor) serve(in *inbound, s sink) error {
 	attempts := min(f.attempts, len(d.Order), maxTries)
 	canRetry := in.retryable() && rb.replayable
 	lastFail := http.StatusBadGateway
+	retryReason := ""
 	for i := 0; i < attempts; i++ {
 		idx := d.Order[i]
 		o := f.origins[idx]
 		deadline := time.Now().Add(f.perTry)
-		uc, oc, sent, err := f.attempt(o, in, &rb, deadline)
+		span := rec.trace.attempt(f, o, i+1, retryReason)
+		uc, oc, sent, err := f.attempt(o, in, &rb, deadline, span)
 		if retrying {
 			// A retry holds its budget slot until its region answers or
 			// fails, not while the answer streams to the client.
@@ -270,6 +276,7 @@ func (f *FrontDoor) serve(in *inbound, s sink) error {
 		if err != nil {
 			var cbe *clientBodyError
 			if errors.As(err, &cbe) {
+				endAttempt(span, 0, "client_body_error")
 				rec.tries[rec.ntries] = try{region: idx, outcome: "client_body_error"}
 				rec.ntries++
 				if cbe.tooLarge {
@@ -290,6 +297,8 @@ func (f *FrontDoor) serve(in *inbound, s sink) error {
 			rec.tries[rec.ntries] = try{region: idx, outcome: why}
 			rec.ntries++
 			f.m.tries.WithLabelValues(o.name, why).Inc()
+			endAttempt(span, 0, why)
+			retryReason = why
 			// A connection that failed before any answer did not load the
 			// region's application: its retry is failover, not
 			// amplification, and needs no budget. Timeouts do. A request
@@ -306,6 +315,8 @@ func (f *FrontDoor) serve(in *inbound, s sink) error {
 			f.report(idx, health.ServerError)
 			why := gatewayOutcome(st)
 			f.m.tries.WithLabelValues(o.name, why).Inc()
+			endAttempt(span, st, "")
+			retryReason = why
 			if i+1 < attempts && canRetry && (f.failover(o, d.Order[i+1]) || f.takeRetry(&retrying)) {
 				rec.tries[rec.ntries] = try{region: idx, outcome: why}
 				rec.ntries++
@@ -316,6 +327,7 @@ func (f *FrontDoor) serve(in *inbound, s sink) error {
 		} else {
 			f.checker.Report(o.name, health.Success)
 			f.m.answers[idx].Inc()
+			endAttempt(span, uc.status, "")
 		}
 		rec.tries[rec.ntries] = try{region: idx, status: uc.status}
 		rec.ntries++
@@ -392,8 +404,12 @@ func (f *FrontDoor) decayPeak() {
 // deliver passes a region's response to the client.
 func (f *FrontDoor) deliver(in *inbound, s sink, uc *upConn, v *view, d *routing.Decision, geo string, rec *record) error {
 	var extra []field // nil on the common path: no allocation
-	if in.debug || f.affinity {
-		extra = make([]field, 0, 2)
+	tid, traced := rec.trace.traceID()
+	if in.debug || f.affinity || traced {
+		extra = make([]field, 0, 3)
+	}
+	if traced {
+		extra = append(extra, tid)
 	}
 	if in.debug {
 		extra = append(extra, field{HeaderRoute, f.explain(in, v, d, geo, rec)})
@@ -495,8 +511,11 @@ func (f *FrontDoor) rejectRouted(in *inbound, s sink, rec *record, status int, r
 	rec.status = status
 	rec.reason = reason
 	f.m.rejected.WithLabelValues(reason).Inc()
-	var extraArr [3]field
+	var extraArr [4]field
 	extra := append(extraArr[:0], field{"Content-Type", "text/plain; charset=utf-8"})
+	if tid, ok := rec.trace.traceID(); ok {
+		extra = append(extra, tid)
+	}
 	if status == http.StatusServiceUnavailable && reason == "overload" {
 		extra = append(extra, field{"Retry-After", "1"})
 	}
@@ -527,4 +546,5 @@ func (f *FrontDoor) finish(in *inbound, rec *record) {
 	if f.access != nil {
 		f.access.write(f, in, rec)
 	}
+	rec.trace.end(f, rec)
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/geostamp/geostamp/internal/health"
 )
 
@@ -43,13 +45,14 @@ func (e *writeError) Unwrap() error { return e.err }
 
 // origin is one region's ingress with its pool of idle connections.
 type origin struct {
-	name   string
-	idx    int
-	addr   string // host:port dialled
-	host   string // Host header
-	prefix string // path prefix of the origin URL, without trailing slash
-	https  bool
-	tls    *tls.Config
+	name     string
+	spanName string // of a try's span: "attempt NAME"
+	idx      int
+	addr     string // host:port dialled
+	host     string // Host header
+	prefix   string // path prefix of the origin URL, without trailing slash
+	https    bool
+	tls      *tls.Config
 
 	mu     sync.Mutex
 	idle   []*upConn // most recently used last
@@ -61,7 +64,7 @@ func newOrigin(idx int, o Origin, base *tls.Config) (*origin, error) {
 	if err != nil {
 		return nil, err
 	}
-	org := &origin{name: o.Name, idx: idx, host: u.Host, https: u.Scheme == "https", prefix: strings.TrimSuffix(u.EscapedPath(), "/")}
+	org := &origin{name: o.Name, spanName: "attempt " + o.Name, idx: idx, host: u.Host, https: u.Scheme == "https", prefix: strings.TrimSuffix(u.EscapedPath(), "/")}
 	org.addr = u.Host
 	if u.Port() == "" {
 		port := "80"
@@ -188,7 +191,7 @@ func (o *origin) closeIdle() {
 // makes any request safe to send elsewhere. A pooled connection that turns
 // out closed (the region closed it while idle) is replaced by a fresh one
 // once, for requests that may be repeated.
-func (f *FrontDoor) attempt(o *origin, in *inbound, rb *reqBody, deadline time.Time) (uc *upConn, oc health.Outcome, sent bool, err error) {
+func (f *FrontDoor) attempt(o *origin, in *inbound, rb *reqBody, deadline time.Time, span trace.Span) (uc *upConn, oc health.Outcome, sent bool, err error) {
 	for fresh := false; ; fresh = true {
 		uc, err := o.get(fresh, deadline)
 		if err != nil {
@@ -199,7 +202,7 @@ func (f *FrontDoor) attempt(o *origin, in *inbound, rb *reqBody, deadline time.T
 		}
 		uc.nc.SetDeadline(deadline)
 		got := false
-		err = uc.writeRequest(f, in, rb)
+		err = uc.writeRequest(f, in, rb, span)
 		if err == nil {
 			got, err = uc.readHead(in.method)
 		}
@@ -226,7 +229,7 @@ func isTimeout(err error) bool {
 }
 
 // writeRequest writes the request head and body.
-func (uc *upConn) writeRequest(f *FrontDoor, in *inbound, rb *reqBody) error {
+func (uc *upConn) writeRequest(f *FrontDoor, in *inbound, rb *reqBody, span trace.Span) error {
 	bw := uc.bw
 	o := uc.o
 	bw.WriteString(in.method)
@@ -263,6 +266,7 @@ func (uc *upConn) writeRequest(f *FrontDoor, in *inbound, rb *reqBody) error {
 		bw.WriteString(in.host)
 		bw.WriteString("\r\n")
 	}
+	writeTraceContext(bw, in, span, uc.scratch[:0])
 	if f.s.FDID != "" {
 		bw.WriteString("X-Geostamp-FDID: ")
 		bw.WriteString(f.s.FDID)
@@ -433,7 +437,7 @@ func (uc *upConn) readHead(method string) (got bool, err error) {
 			name := bstr(line[:colon])
 			value := bstr(trimOWS(line[colon+1:]))
 			switch classify(name) {
-			case hdrOther, hdrCookie, hdrIdemKey, hdrXFF, hdrXFProto, hdrXFHost, hdrDebug, hdrFDID, hdrHost, hdrExpect:
+			case hdrOther, hdrCookie, hdrIdemKey, hdrXFF, hdrXFProto, hdrXFHost, hdrDebug, hdrFDID, hdrHost, hdrExpect, hdrTraceparent, hdrTracestate:
 				uc.fields = append(uc.fields, field{name, value})
 			case hdrContentLength:
 				n, ok := parseLength(value)
