@@ -62,6 +62,7 @@ func newIngress(s *Stamp) *ingress {
 			// Append to what the front door sent rather than replace it.
 			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
+			injectTrace(pr.Out)
 		},
 		Transport:  in,
 		BufferPool: bufferPool{},
@@ -89,10 +90,12 @@ func (in *ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if in.applyFault(w, r) {
-		return
-	}
-	in.proxy.ServeHTTP(w, r)
+	in.traced(w, r, func(w http.ResponseWriter, r *http.Request) {
+		if in.applyFault(w, r) {
+			return
+		}
+		in.proxy.ServeHTTP(w, r)
+	})
 }
 
 func (in *ingress) serveHealth(w http.ResponseWriter, r *http.Request) {

@@ -102,11 +102,11 @@ func New(cfg Config) (*App, error) {
 		now: time.Now,
 	}
 	a.mux.HandleFunc("GET /healthz", a.healthz)
-	a.mux.HandleFunc("POST /orders", a.handle(a.createOrder))
-	a.mux.HandleFunc("GET /orders", a.handle(a.listOrders))
-	a.mux.HandleFunc("GET /orders/{id}", a.handle(a.getOrder))
-	a.mux.HandleFunc("PUT /catalog/{sku}", a.handle(a.putItem))
-	a.mux.HandleFunc("GET /catalog/{sku}", a.handle(a.getItem))
+	a.mux.HandleFunc("POST /orders", a.handle("orders", "create", a.createOrder))
+	a.mux.HandleFunc("GET /orders", a.handle("orders", "list", a.listOrders))
+	a.mux.HandleFunc("GET /orders/{id}", a.handle("orders", "get", a.getOrder))
+	a.mux.HandleFunc("PUT /catalog/{sku}", a.handle("catalog", "put", a.putItem))
+	a.mux.HandleFunc("GET /catalog/{sku}", a.handle("catalog", "get", a.getItem))
 	return a, nil
 }
 
@@ -144,18 +144,25 @@ func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ok")
 }
 
-// handle adapts a handler that returns a status and a JSON value, or an error.
-func (a *App) handle(fn func(ctx context.Context, r *http.Request) (int, any, error)) http.HandlerFunc {
+// handle adapts a handler that returns a status and a JSON value, or an
+// error. Each call is a span "service.op" (continuing the ingress's
+// traceparent), the parent of the data-service calls it makes.
+func (a *App) handle(service, op string, fn func(ctx context.Context, r *http.Request) (int, any, error)) http.HandlerFunc {
+	name := service + "." + op
 	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, span := startSpan(r, name, service, a.cfg.Region)
+		defer span.End()
 		// With w, the server closes the connection after a too-large body.
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 		defer cancel()
 		status, v, err := fn(ctx, r)
 		if err != nil {
+			endSpan(span, 0, err)
 			a.writeError(w, r, err)
 			return
 		}
+		endSpan(span, status, nil)
 		httpjson.Write(w, status, v)
 	}
 }

@@ -348,7 +348,7 @@ func mirrorDomain(m *jetstream.StreamSource) string {
 	return ""
 }
 
-// Put publishes value under key to the subject of the current epoch, so
+// doPut publishes value under key to the subject of the current epoch, so
 // that only the primary of that epoch stores it (across the leafnodes if
 // it is remote), and returns once that stream acknowledged it (and, in
 // sync mode, once a secondary's mirror holds it). Seq is the primary's
@@ -362,7 +362,7 @@ func mirrorDomain(m *jetstream.StreamSource) string {
 // cannot be reached (no responders, timeout, ctx over), or in sync mode no
 // secondary confirmed in time, the error wraps data.ErrUnavailable; then
 // the write may or may not have been applied.
-func (s *service) Put(ctx context.Context, key string, value []byte) (data.Record, error) {
+func (s *service) doPut(ctx context.Context, key string, value []byte) (data.Record, error) {
 	tok, err := s.keyToken(key)
 	if err != nil {
 		return data.Record{}, err
@@ -425,8 +425,8 @@ func isUnavailable(err error) bool {
 		errors.Is(err, errNoResponders)
 }
 
-// Get returns the latest value of key from the local stream or mirror.
-func (s *service) Get(ctx context.Context, key string) (data.Record, error) {
+// doGet returns the latest value of key from the local stream or mirror.
+func (s *service) doGet(ctx context.Context, key string) (data.Record, error) {
 	tok, err := s.keyToken(key)
 	if err != nil {
 		return data.Record{}, err

@@ -98,7 +98,7 @@ func checkKey(key string) error {
 	return nil
 }
 
-// Put writes value under key at the primary of the current epoch (over
+// doPut writes value under key at the primary of the current epoch (over
 // Config.Peers, or locally after Promote) and returns it once committed
 // there, and, for a sync service, flushed by a standby. Seq is the
 // service's position of the write; Time the primary's clock at the write.
@@ -110,7 +110,7 @@ func checkKey(key string) error {
 // was cut short did commit on the primary). data.ErrFenced after Fence,
 // or when the primary refuses the epoch or is read-only (fenced, or not a
 // primary).
-func (r *replica) Put(ctx context.Context, key string, value []byte) (data.Record, error) {
+func (r *replica) doPut(ctx context.Context, key string, value []byte) (data.Record, error) {
 	if err := checkKey(key); err != nil {
 		return data.Record{}, r.errorf("put", "%w", err)
 	}
@@ -197,8 +197,8 @@ func classify(err error, region string) error {
 	return fmt.Errorf("%s: %w", region, err)
 }
 
-// Get returns the latest value of key from the local instance.
-func (r *replica) Get(ctx context.Context, key string) (data.Record, error) {
+// doGet returns the latest value of key from the local instance.
+func (r *replica) doGet(ctx context.Context, key string) (data.Record, error) {
 	if err := checkKey(key); err != nil {
 		return data.Record{}, r.errorf("get", "%w", err)
 	}
