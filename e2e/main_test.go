@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,6 +102,13 @@ func startLab(t *testing.T, args ...string) *runningLab {
 	t.Helper()
 	dir := t.TempDir()
 	l := &runningLab{t: t, dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
+	// Probe flows write orders, which take replication positions: a test
+	// that counts positions (a failover's gap, the writes a rejoin
+	// discards) would count theirs, so a lab probes only when its test
+	// asks for it (--probe-interval D).
+	if !slices.Contains(args, "--probe-interval") {
+		args = append(args, "--probe-interval", "0")
+	}
 	l.cmd = exec.Command(binary, append([]string{"up", "--state-dir", dir}, args...)...)
 	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
 	start := time.Now()

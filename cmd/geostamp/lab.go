@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/geostamp/geostamp/internal/lab"
 	"github.com/geostamp/geostamp/internal/stamp"
@@ -27,6 +28,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	file := fs.String("f", "", "topology `file` (default: the embedded default topology)")
 	dir := fs.String("state-dir", defaultStateDir, "`directory` for endpoints.json, the control token, logs and region data")
 	logLevel := fs.String("log-level", "info", "log level of the lab and region logs (debug, info, warn, error)")
+	probeInterval := fs.Duration("probe-interval", 2*time.Second, "time between two synthetic user flows (write an order, read it back) through each front door POP and at each stamp, once the lab is ready; 0 turns the probes off")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +52,8 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// What libraries print with the log package lands in the same file.
 	slog.SetDefault(telemetry.Component(logger.With(telemetry.RegionKey, lab.GlobalRegion), "stdlog"))
 	l, err := lab.New(lab.Config{
+		ProbeInterval: *probeInterval,
+
 		Topology:  topo,
 		StateDir:  *dir,
 		Logger:    logger,

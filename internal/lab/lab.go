@@ -43,6 +43,10 @@ type Config struct {
 	Progress io.Writer
 	// RegionLog sets the region processes' log format and level.
 	RegionLog LogSpec
+	// ProbeInterval is the time between two synthetic user flows of each
+	// probe target (every POP, every stamp directly; see internal/probe)
+	// once the lab is ready; 0: no probes.
+	ProbeInterval time.Duration
 }
 
 // Event is something that happened in the lab, for users and drills.
@@ -257,6 +261,11 @@ func (l *Lab) Run(ctx context.Context) error {
 	l.printf("all regions healthy in %s\n", time.Since(start).Round(100*time.Millisecond))
 	close(l.ready)
 	go l.printFailovers(ctx)
+	waitProbes, err := l.startProbes(ctx, eps)
+	if err != nil {
+		return err
+	}
+	defer waitProbes()
 	<-ctx.Done()
 	l.printf("stopping...\n")
 	return nil
