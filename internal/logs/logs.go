@@ -87,29 +87,14 @@ func Parse(line []byte) (r Record, ok bool) {
 		}
 		var s string
 		isString := len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &s) == nil
-		switch {
-		case key == KeyTime && isString:
+		if isString && key == KeyTime {
 			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 				r.Time = t
 				continue
 			}
-		case key == KeyLevel && isString:
-			r.Level = s
-			continue
-		case key == KeyMsg && isString:
-			r.Msg = s
-			continue
-		case key == KeyRegion && isString:
-			r.Region = s
-			continue
-		case key == KeyComponent && isString:
-			r.Component = s
-			continue
-		case key == KeyTraceID && isString:
-			r.TraceID = s
-			continue
-		case key == KeySpanID && isString:
-			r.SpanID = s
+		}
+		if f := r.field(key); isString && f != nil {
+			*f = s
 			continue
 		}
 		r.Attrs = append(r.Attrs, Attr{Key: key, Value: v})
@@ -122,6 +107,25 @@ func Parse(line []byte) (r Record, ok bool) {
 	}
 	r.JSON = true
 	return r, true
+}
+
+// field is the string field of r that holds key, nil for an attribute.
+func (r *Record) field(key string) *string {
+	switch key {
+	case KeyLevel:
+		return &r.Level
+	case KeyMsg:
+		return &r.Msg
+	case KeyRegion:
+		return &r.Region
+	case KeyComponent:
+		return &r.Component
+	case KeyTraceID:
+		return &r.TraceID
+	case KeySpanID:
+		return &r.SpanID
+	}
+	return nil
 }
 
 // Filter selects records; its zero value selects all.
