@@ -72,6 +72,9 @@ func cmdFailover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return printJSON(stdout, res)
 	}
 	fmt.Fprintf(stdout, "%s failover of %s: %s -> %s, epoch %d, promoted after %.3fs\n", res.Mode, res.Service, res.From, res.To, res.Epoch, res.Seconds)
+	if res.TraceID != "" {
+		fmt.Fprintf(stdout, "trace %s (geostamp trace %s)\n", res.TraceID, res.TraceID)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tREGION\tSTEP\tEPOCH\tPOSITION\tDETAIL")
 	for _, e := range res.Steps {

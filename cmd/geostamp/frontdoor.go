@@ -36,6 +36,11 @@ func cmdFrontdoor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	stopTracing, tracing, err := startTracing(ctx, telemetry.TraceConfig{Process: "frontdoor", POP: *pop}, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	fd := topo.FrontDoor
 	pick := func(flag, def string) string {
 		switch flag {
@@ -60,6 +65,9 @@ func cmdFrontdoor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *accessLog {
 		cfg.AccessLog = stdout
+	}
+	if tracing {
+		cfg.Tracer = telemetry.Tracer("frontdoor")
 	}
 	if cfg.AdminListen != "" {
 		tf := *tokenFile

@@ -48,6 +48,11 @@ func cmdGSLB(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	stopTracing, _, err := startTracing(ctx, telemetry.TraceConfig{Process: "gslb"}, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	var token string
 	if *admin != gslb.AdminOff {
 		tf := *tokenFile

@@ -51,7 +51,13 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// What libraries print with the log package lands in the same file.
 	slog.SetDefault(telemetry.Component(logger.With(telemetry.RegionKey, lab.GlobalRegion), "stdlog"))
+	traces, stopTracing, err := startLabTracing(ctx, topo.Lab.Host, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	l, err := lab.New(lab.Config{
+		Traces:        traces,
 		ProbeInterval: *probeInterval,
 
 		Topology:  topo,
@@ -233,6 +239,11 @@ func runRegion(ctx context.Context, specFile string, stdout, stderr io.Writer) e
 	// Every line of a region process belongs to its region.
 	logger = logger.With(telemetry.RegionKey, spec.Name)
 	slog.SetDefault(telemetry.Component(logger, "stdlog"))
+	stopTracing, _, err := startTracing(ctx, telemetry.TraceConfig{Process: "region", Region: spec.Name}, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if err := lab.RunRegion(ctx, spec, logger, stdout); err != nil {
 		telemetry.Component(logger, "lab").Error("region failed", "err", err)
 		return err

@@ -31,6 +31,7 @@ Usage:
                                                 every process's log, merged in time order
   geostamp failover SERVICE --to REGION [--planned|--forced]
                                                 fail a data service over to another region
+  geostamp trace ID [--json]                    one trace the lab collected, as a tree with durations and regions
   geostamp topology [-f FILE]                   print a topology with every default filled in
   geostamp drill list|SCENARIO|run FILE|analyze DIR   fault under load: measured RTO/RPO, verdict, report
 
@@ -108,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdDrill(ctx, rest, stdout, stderr)
 	case "failover":
 		return cmdFailover(ctx, rest, stdout, stderr)
+	case "trace":
+		return cmdTrace(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

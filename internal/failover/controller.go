@@ -11,8 +11,12 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geostamp/geostamp/internal/data"
+	"github.com/geostamp/geostamp/internal/telemetry"
 	"github.com/geostamp/geostamp/internal/witness"
 )
 
@@ -164,6 +168,7 @@ type Controller struct {
 	posOK        bool
 	rebuilding   bool // the replica is copying back history it discarded
 	failLogged   time.Time
+	tp           string // traceparent of the failover this round serves, "" for none
 
 	mu    sync.Mutex
 	state State
@@ -275,6 +280,7 @@ func (c *Controller) step(ctx context.Context) {
 		return
 	}
 	c.setState(func(s *State) { s.Witness = "" })
+	c.tp = traceFor(co, owner.Epoch)
 	switch {
 	case owner.Holder == c.cfg.Region:
 		c.asHolder(ctx, owner, co)
@@ -344,17 +350,19 @@ func (c *Controller) asHolder(ctx context.Context, owner witness.Owner, co coord
 		return
 	}
 	if r := co.request; r != nil && r.To != c.cfg.Region && r.Mode == ModePlanned && time.Now().Before(r.Deadline) {
+		span := c.startStep(StepFence)
 		pos, err := c.cfg.Replica.Fence(ctx)
 		if err != nil {
+			span.End()
 			c.logFailure("fence for a planned failover", err)
 			return
 		}
 		c.fenced = true
 		c.handing = r
 		c.setState(func(s *State) { s.Role = data.RoleFenced })
-		c.emit(Event{Step: StepFence, Mode: ModePlanned, Epoch: owner.Epoch, Position: pos, Detail: "planned failover to " + r.To + ": fenced, waiting for it to catch up"})
+		c.emitIn(span, Event{Step: StepFence, Mode: ModePlanned, Epoch: owner.Epoch, Position: pos, Detail: "planned failover to " + r.To + ": fenced, waiting for it to catch up"})
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err = put(pctx, c.cfg.Client, c.keys.handoff(), Handoff{ID: r.ID, From: c.cfg.Region, Epoch: owner.Epoch, Position: pos})
+		err = put(pctx, c.cfg.Client, c.keys.handoff(), Handoff{ID: r.ID, From: c.cfg.Region, Epoch: owner.Epoch, Position: pos, Traceparent: r.Traceparent})
 		cancel()
 		if err != nil {
 			c.logFailure("publish the handoff", err)
@@ -422,8 +430,11 @@ func (c *Controller) followOwner(ctx context.Context, owner witness.Owner) {
 		rejoin = role == data.RolePrimary || role == data.RoleFenced
 	}
 	start := time.Now()
+	span := c.startStep(StepRepoint)
 	discarded, err := c.cfg.Replica.Follow(ctx, owner.Holder, owner.Epoch)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		span.End()
 		c.logFailure("follow "+owner.Holder, err)
 		// Writes are routed to the new primary already; say so.
 		c.setState(func(s *State) { s.Role, s.Primary, s.Epoch = data.RoleFenced, owner.Holder, owner.Epoch })
@@ -435,8 +446,9 @@ func (c *Controller) followOwner(ctx context.Context, owner witness.Owner) {
 	if rejoin || discarded > 0 {
 		e.Step, e.Discarded = StepRejoin, discarded
 		e.Detail = fmt.Sprintf("rejoined as a secondary of %s, discarding %d writes it lacks (%s)", owner.Holder, discarded, time.Since(start).Round(time.Millisecond))
+		span.SetName("failover " + StepRejoin)
 	}
-	c.emit(e)
+	c.emitIn(span, e)
 }
 
 // takePlanned is the target's side of a planned failover.
@@ -444,6 +456,8 @@ func (c *Controller) takePlanned(ctx context.Context, owner witness.Owner, r *Re
 	c.emit(Event{Step: StepDecide, Mode: ModePlanned, Epoch: owner.Epoch, Position: c.pos, Detail: fmt.Sprintf("%s fenced at position %d; catching up", h.From, h.Position)})
 	pos := c.pos
 	lastPeek := time.Now()
+	catchUp := c.startStep("catch-up")
+	defer catchUp.End() // ended at once when caught up; on abort, here
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		p, err := c.cfg.Replica.Position(pctx)
@@ -474,6 +488,8 @@ func (c *Controller) takePlanned(ctx context.Context, owner witness.Owner, r *Re
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	catchUp.SetAttributes(attribute.Int64("geostamp.position", int64(pos)), attribute.Int64("geostamp.target", int64(h.Position)))
+	catchUp.End()
 	g, err := c.cfg.Authority.Transfer(ctx, c.cfg.Group, h.From, c.cfg.Region, c.cfg.LeaseTTL)
 	if err != nil {
 		c.emit(Event{Step: StepAbort, Mode: ModePlanned, Epoch: owner.Epoch, Detail: "witness refused the transfer: " + err.Error()})
@@ -547,6 +563,13 @@ func (c *Controller) unowned(ctx context.Context, owner witness.Owner, co coordi
 		why, mode = fmt.Sprintf("automatic: no primary for %s (grace %s), best position", now.Sub(c.noOwnerSince).Round(time.Millisecond), c.cfg.Grace), "automatic"
 	default:
 		return
+	}
+	if mode == "automatic" {
+		// The deciding region starts the automatic failover's trace.
+		actx, root := tracer.Start(context.Background(), "failover "+c.cfg.Group+" automatic", trace.WithAttributes(
+			telemetry.AttrService.String(c.cfg.Group), telemetry.AttrRegion.String(c.cfg.Region), attribute.String("geostamp.mode", mode)))
+		defer root.End()
+		c.tp = traceparentOf(actx)
 	}
 	c.emit(Event{Step: StepDecide, Mode: mode, Epoch: owner.Epoch, Position: c.pos, Detail: why})
 	g, err := c.cfg.Authority.Acquire(ctx, c.cfg.Group, c.cfg.Region, c.cfg.LeaseTTL)
@@ -637,25 +660,33 @@ func (c *Controller) promote(ctx context.Context, epoch uint64, mode string, gap
 	if c.held != nil {
 		lease = c.held // the replica checks it before each acknowledgement
 	}
+	step := StepPromote
+	if why == "holds the lease" || why == "planned failover aborted" {
+		step = StepUnfence
+	}
+	span := c.startStep(step)
 	if err := c.cfg.Replica.Promote(ctx, epoch, lease); err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		span.End()
 		c.logFailure("promote", err)
 		return
 	}
 	c.promoted, c.fenced, c.follow, c.followEpoch = epoch, false, "", 0
 	c.setState(func(s *State) { s.Role, s.Primary, s.Epoch = data.RolePrimary, c.cfg.Region, epoch })
-	step := StepPromote
-	if why == "holds the lease" || why == "planned failover aborted" {
-		step = StepUnfence
-	}
-	c.emit(Event{Step: step, Mode: mode, Epoch: epoch, Position: c.pos, Gap: gap, Detail: fmt.Sprintf("%s (%s)", why, time.Since(start).Round(time.Millisecond))})
+	c.emitIn(span, Event{Step: step, Mode: mode, Epoch: epoch, Position: c.pos, Gap: gap, Detail: fmt.Sprintf("%s (%s)", why, time.Since(start).Round(time.Millisecond))})
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := put(pctx, c.cfg.Client, c.keys.last(), LastPrimary{Region: c.cfg.Region, Epoch: epoch}); err != nil {
+	tp := c.tp
+	if step == StepUnfence {
+		tp = "" // not a failover: the other regions' repoint is not part of one
+	}
+	if err := put(pctx, c.cfg.Client, c.keys.last(), LastPrimary{Region: c.cfg.Region, Epoch: epoch, Traceparent: tp}); err != nil {
 		c.logFailure("record the last primary", err)
 	}
 }
 
 func (c *Controller) fence(ctx context.Context, mode, why string) {
+	span := c.startStep(StepFence)
 	fctx, cancel := context.WithTimeout(ctx, time.Second)
 	pos, err := c.cfg.Replica.Fence(fctx)
 	cancel()
@@ -664,7 +695,7 @@ func (c *Controller) fence(ctx context.Context, mode, why string) {
 	}
 	c.fenced = true
 	c.setState(func(s *State) { s.Role = data.RoleFenced })
-	c.emit(Event{Step: StepFence, Mode: mode, Epoch: c.State().Epoch, Position: pos, Detail: why})
+	c.emitIn(span, Event{Step: StepFence, Mode: mode, Epoch: c.State().Epoch, Position: pos, Detail: why})
 }
 
 func (c *Controller) deleteRequest(ctx context.Context, id string) {
@@ -703,6 +734,15 @@ func (c *Controller) report(ctx context.Context) {
 // emit logs an event and records it at the witness (in the background: a
 // region cut off from the witness still logs it locally).
 func (c *Controller) emit(e Event) {
+	c.emitIn(c.startStep(e.Step), e)
+}
+
+// emitIn emits e as the end of its step's span.
+func (c *Controller) emitIn(span trace.Span, e Event) {
+	if sc := span.SpanContext(); sc.IsValid() {
+		e.TraceID = sc.TraceID().String()
+	}
+	endStep(span, e)
 	e.Time = time.Now()
 	e.Service, e.Region = c.cfg.Group, c.cfg.Region
 	c.log.Info("failover "+e.Step, "mode", e.Mode, "epoch", e.Epoch, "position", e.Position, "gap", e.Gap, "discarded", e.Discarded, "detail", e.Detail)

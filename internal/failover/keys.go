@@ -60,6 +60,8 @@ type Event struct {
 	// dropped because the new primary's history lacks them.
 	Discarded uint64 `json:"discarded,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// TraceID is the trace of the failover the step belongs to.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // Report is a region's replica state, refreshed by its controller.
@@ -78,6 +80,8 @@ type Request struct {
 	To       string    `json:"to"`
 	Mode     string    `json:"mode"`
 	Deadline time.Time `json:"deadline"`
+	// Traceparent is the W3C trace context of the failover's trace.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Handoff is what a fenced holder publishes during a planned failover.
@@ -86,12 +90,16 @@ type Handoff struct {
 	From     string `json:"from"`
 	Epoch    uint64 `json:"epoch"`
 	Position uint64 `json:"position"`
+	// Traceparent is the request's.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // LastPrimary is the last region promoted.
 type LastPrimary struct {
 	Region string `json:"region"`
 	Epoch  uint64 `json:"epoch"`
+	// Traceparent is the trace of the failover that promoted it.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // keys names the coordination keys of one group.

@@ -9,7 +9,11 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/geostamp/geostamp/internal/telemetry"
 	"github.com/geostamp/geostamp/internal/witness"
 )
 
@@ -24,6 +28,8 @@ type Result struct {
 	Seconds float64 `json:"seconds"`
 	// Steps are the events of every region from the request on.
 	Steps []Event `json:"steps"`
+	// TraceID is the failover's trace.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // ErrRefused marks a request that cannot be carried out as asked.
@@ -32,8 +38,23 @@ var ErrRefused = errors.New("failover refused")
 // Ask requests a failover of group to region to and waits until to holds
 // the group at a newer epoch (then a little longer for the old primary to
 // rejoin), or until timeout. A planned failover needs a current primary.
-func Ask(ctx context.Context, cli *clientv3.Client, auth *witness.Authority, prefix, group, to, mode string, timeout time.Duration) (Result, error) {
-	res := Result{Service: group, To: to, Mode: mode}
+//
+// The failover is one trace: a span "failover GROUP" (a child of ctx's
+// span, if any) whose traceparent the request carries to every region, so
+// that their steps are its children. Result.TraceID names it.
+func Ask(ctx context.Context, cli *clientv3.Client, auth *witness.Authority, prefix, group, to, mode string, timeout time.Duration) (res Result, err error) {
+	ctx, span := tracer.Start(ctx, "failover "+group, trace.WithAttributes(telemetry.AttrService.String(group),
+		attribute.String("geostamp.to", to), attribute.String("geostamp.mode", mode)))
+	defer func() {
+		if res.From != "" {
+			span.SetAttributes(attribute.String("geostamp.from", res.From))
+		}
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	res = Result{Service: group, To: to, Mode: mode, TraceID: telemetry.TraceID(ctx)}
 	if mode != ModePlanned && mode != ModeForced {
 		return res, fmt.Errorf("%w: mode %q is not %s or %s", ErrRefused, mode, ModePlanned, ModeForced)
 	}
@@ -50,7 +71,7 @@ func Ask(ctx context.Context, cli *clientv3.Client, auth *witness.Authority, pre
 		return res, fmt.Errorf("%w: nobody holds %s now, so there is no primary to hand over from; use a forced failover", ErrRefused, group)
 	}
 	k := keysFor(prefix, group)
-	req := Request{ID: randomID(), To: to, Mode: mode, Deadline: start.Add(timeout)}
+	req := Request{ID: randomID(), To: to, Mode: mode, Deadline: start.Add(timeout), Traceparent: traceparentOf(ctx)}
 	if err := put(ctx, cli, k.request(), req); err != nil {
 		return res, fmt.Errorf("failover %s: %w", group, err)
 	}

@@ -62,13 +62,15 @@ func (l *Lab) listenControl() (*http.Server, net.Listener, error) {
 	mux.HandleFunc("POST /v1/failover/{service}", l.handleFailover)
 	mux.HandleFunc("POST /v1/data/{service}/crash", l.handleCrash)
 	mux.HandleFunc("POST /v1/pops/{name}/{action}", l.handlePOP)
+	mux.HandleFunc("GET /v1/traces", l.handleTraces)
+	mux.HandleFunc("GET /v1/traces/{id}", l.handleTrace)
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, l.Endpoints())
 	})
 	// Metrics are read-only and scraped without the token, as usual.
 	top := http.NewServeMux()
 	top.Handle("GET /metrics", l.metrics.Handler())
-	top.Handle("/", auth.Bearer(l.token, mux))
+	top.Handle("/", auth.Bearer(l.token, traceControl(mux)))
 	srv := &http.Server{Handler: top, ReadHeaderTimeout: 5 * time.Second}
 	return srv, ln, nil
 }
@@ -309,6 +311,8 @@ type FailoverResult struct {
 	Epoch   uint64  `json:"epoch"`
 	Seconds float64 `json:"seconds"`
 	Steps   []Event `json:"steps"`
+	// TraceID is the failover's trace (GET /v1/traces/{id}).
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 func (l *Lab) handleFailover(w http.ResponseWriter, r *http.Request) {
@@ -336,7 +340,7 @@ func (l *Lab) handleFailover(w http.ResponseWriter, r *http.Request) {
 	}
 	l.event(Event{Kind: "failover-request", Service: name, Region: req.To, Mode: req.Mode})
 	res, err := failover.Ask(r.Context(), l.etcd, l.auth, "", name, req.To, req.Mode, timeout)
-	out := FailoverResult{Service: name, From: res.From, To: req.To, Mode: req.Mode, Epoch: res.Epoch, Seconds: res.Seconds}
+	out := FailoverResult{Service: name, From: res.From, To: req.To, Mode: req.Mode, Epoch: res.Epoch, Seconds: res.Seconds, TraceID: res.TraceID}
 	for _, e := range res.Steps {
 		out.Steps = append(out.Steps, failoverEvent(e))
 	}

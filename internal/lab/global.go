@@ -11,6 +11,7 @@ import (
 
 	"github.com/geostamp/geostamp/internal/frontdoor"
 	"github.com/geostamp/geostamp/internal/gslb"
+	"github.com/geostamp/geostamp/internal/telemetry"
 )
 
 // global is the lab's global layer: a front door per POP and the GSLB.
@@ -99,6 +100,9 @@ func (l *Lab) startGlobal(ctx context.Context, ingressPort int) (*global, <-chan
 			AdminToken:  l.token,
 			Logger:      l.cfg.Logger,
 			AccessLog:   access,
+		}
+		if l.cfg.Traces != nil {
+			cfg.Tracer = telemetry.Tracer("frontdoor")
 		}
 		fd, err := frontdoor.New(cfg)
 		if err != nil {

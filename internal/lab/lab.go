@@ -24,6 +24,7 @@ import (
 	"github.com/geostamp/geostamp/internal/failover"
 	"github.com/geostamp/geostamp/internal/telemetry"
 	"github.com/geostamp/geostamp/internal/topology"
+	"github.com/geostamp/geostamp/internal/tracestore"
 	"github.com/geostamp/geostamp/internal/wan"
 	"github.com/geostamp/geostamp/internal/witness"
 )
@@ -47,6 +48,10 @@ type Config struct {
 	// probe target (every POP, every stamp directly; see internal/probe)
 	// once the lab is ready; 0: no probes.
 	ProbeInterval time.Duration
+	// Traces keeps the spans every process of the lab exports (see
+	// ServeTraces), served by GET /v1/traces; nil: no trace store, and the
+	// front door POPs record no spans.
+	Traces *tracestore.Store
 }
 
 // Event is something that happened in the lab, for users and drills.
