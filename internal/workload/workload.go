@@ -159,7 +159,8 @@ func (a *App) handle(service, op string, fn func(ctx context.Context, r *http.Re
 		status, v, err := fn(ctx, r)
 		if err != nil {
 			endSpan(span, 0, err)
-			a.writeError(w, r, err)
+			// The request's span, so that the failure's log line has its trace id.
+			a.writeError(w, r.WithContext(ctx), err)
 			return
 		}
 		endSpan(span, status, nil)
@@ -537,7 +538,7 @@ func (a *App) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	if code >= 500 {
-		a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+		a.log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	}
 	httpjson.Error(w, code, msg)
 }
