@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,8 +51,30 @@ func TestLogsAndProbes(t *testing.T) {
 		return nil
 	})
 
+	// While the primary's data engine is down, a write with a traceparent
+	// fails in a workload, which logs the failure in that trace.
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	traced := make(chan int, 1)
 	out := filepath.Join(t.TempDir(), "drill")
-	_, progress, _ := l.runDrill(t, out, "data-primary-loss", "--fault-at", "2s", "--duration", "8s")
+	_, progress, _ := l.runDrillWatching(t, out, func(line string) {
+		if !strings.Contains(line, "fault: the data engine") {
+			return
+		}
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, l.eps.POPs[0].HTTP+"/orders", strings.NewReader(`{"item":"traced","qty":1}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Errorf("the traced write: %v", err)
+				traced <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			traced <- resp.StatusCode
+		}()
+	}, "data-primary-loss", "--fault-at", "2s", "--duration", "8s")
 
 	t.Run("probes", func(t *testing.T) {
 		m := labMetrics(t, l)
@@ -159,6 +180,56 @@ func TestLogsAndProbes(t *testing.T) {
 		}
 		if !strings.Contains(o, " failover fence ") || len(failover) < components["failover"] {
 			t.Errorf("logs --region westeurope --component failover: %d lines, want %d with the fence:\n%s", len(failover), components["failover"], o)
+		}
+	})
+
+	t.Run("logs --trace", func(t *testing.T) {
+		var code int
+		select {
+		case code = <-traced:
+		case <-time.After(15 * time.Second):
+			t.Fatal("the drill never reported the crash, or the traced write never ended")
+		}
+		if code < 500 {
+			t.Fatalf("the traced write during the crash: status %d, want a failure", code)
+		}
+		o, e, exit := l.cli("logs", "--trace", traceID, "--json")
+		if exit != 0 {
+			t.Fatalf("exit %d: %s", exit, e)
+		}
+		workload := 0
+		for _, line := range strings.Split(strings.TrimSuffix(o, "\n"), "\n") {
+			var v struct {
+				TraceID        string `json:"trace_id"`
+				Component, Msg string
+			}
+			if err := json.Unmarshal([]byte(line), &v); err != nil || v.TraceID != traceID {
+				t.Fatalf("line %q: trace %q (%v)", line, v.TraceID, err)
+			}
+			if v.Component == "workload" && v.Msg == "request failed" {
+				workload++
+			}
+		}
+		if workload == 0 {
+			t.Errorf("no workload line in the trace of a write it failed (status %d):\n%s", code, o)
+		}
+		// A probe's failure is logged in its flow's trace.
+		o, _, _ = l.cli("logs", "--component", "probe", "--json")
+		failures := 0
+		for _, line := range strings.Split(strings.TrimSuffix(o, "\n"), "\n") {
+			var v struct {
+				TraceID string `json:"trace_id"`
+				Msg     string
+			}
+			if json.Unmarshal([]byte(line), &v) == nil && v.Msg == "probe flow failed" {
+				failures++
+				if len(v.TraceID) != 32 {
+					t.Errorf("probe failure without a trace id: %s", line)
+				}
+			}
+		}
+		if failures == 0 {
+			t.Errorf("no probe failure logged:\n%s", o)
 		}
 	})
 
@@ -278,7 +349,8 @@ func TestLogsAndProbes(t *testing.T) {
 var metricLine = regexp.MustCompile(`^(\S+\{[^}]*\}|\S+) (\S+)`)
 
 // labMetrics returns the lab process's /metrics (the control API's) by
-// series, its labels as the registry writes them (sorted).
+// series, its labels as the registry writes them (sorted). The probes
+// register theirs once the lab is ready, a moment after endpoints.json.
 func labMetrics(t *testing.T, l *runningLab) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(l.eps.Control + "/metrics")
@@ -298,9 +370,6 @@ func labMetrics(t *testing.T, l *runningLab) map[string]float64 {
 				m[mm[1]] = v
 			}
 		}
-	}
-	if !slices.ContainsFunc(strings.Split(string(b), "\n"), func(s string) bool { return strings.HasPrefix(s, "geostamp_probe_flows_total{") }) {
-		t.Fatalf("no probe series on the lab's /metrics:\n%.2000s", b)
 	}
 	return m
 }
