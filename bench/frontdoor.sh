@@ -8,10 +8,17 @@
 # request (utime+stime of its processes from /proc/PID/stat, before/after,
 # divided by the requests served), then the ratio geostamp/HAProxy.
 #
+# Tracing: the front door also runs with OpenTelemetry tracing at 1 % and
+# at 100 % sampling (OTEL_TRACES_SAMPLER=parentbased_traceidratio,
+# OTEL_TRACES_SAMPLER_ARG=0.01 / 1), exporting over OTLP/HTTP to the
+# backend nginx (which answers the exports with 200), keep-alive clients;
+# the figures are compared with the front door without tracing (no OTEL_*
+# variable: no span work) in the same run.
+#
 # Run as root from anywhere (installs haproxy, nginx and wrk from Debian if
 # missing):   bash bench/frontdoor.sh
 # Settings:   DURATION=10 CONNS=50 PROXY_CPU=0 CLIENT_CPU=1 BASE_PORT=18180
-# Takes about 2 minutes. Loopback only. Run it on an otherwise idle machine:
+# Takes about 3 minutes. Loopback only. Run it on an otherwise idle machine:
 # other load on the cores skews every figure.
 set -euo pipefail
 
@@ -84,6 +91,8 @@ http {
   server {
     listen 127.0.0.1:$BACKEND backlog=4096;
     location / { default_type text/plain; return 200 "hello from the backend\n"; }
+    # the OTLP/HTTP sink of the tracing runs: an empty 200 is a valid answer
+    location = /v1/traces { return 200; }
   }
 }
 EOF
@@ -194,11 +203,28 @@ bench() {
 wait_port "$BACKEND"
 log "backend on :$BACKEND (cpu $CLIENT_CPU); proxies on cpu $PROXY_CPU; wrk -c$CONNS -d${DURATION}s on cpu $CLIENT_CPU"
 
+# Tracing off: no OTEL_* variable (the front door does no span work).
+for v in $(env | awk -F= '/^OTEL_/ {print $1}'); do unset "$v"; done
 taskset -c "$PROXY_CPU" "$WORK/geostamp" frontdoor -f "$WORK/topology.yaml" --admin off --log-level warn &
 gpid=$!
 PIDS+=($gpid)
 bench geostamp "$P_GEOSTAMP" "$gpid"
 kill "$gpid"
+wait "$gpid" 2>/dev/null || true
+
+# Tracing on, exporting to the backend's /v1/traces, at 1 % and 100 %.
+for ratio in 0.01 1; do
+	name=trace-$(awk -v r="$ratio" 'BEGIN {printf "%g%%", r * 100}')
+	OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=$ratio \
+		OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$BACKEND OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+		taskset -c "$PROXY_CPU" "$WORK/geostamp" frontdoor -f "$WORK/topology.yaml" --admin off --log-level warn &
+	gpid=$!
+	PIDS+=($gpid)
+	wait_port "$P_GEOSTAMP"
+	run "$name" keep-alive "$P_GEOSTAMP" "$gpid"
+	kill "$gpid"
+	wait "$gpid" 2>/dev/null || true
+done
 
 taskset -c "$PROXY_CPU" haproxy -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 hpid=$!
@@ -227,5 +253,9 @@ echo
 for m in keep-alive close; do
 	awk -v g="$(us_of geostamp $m)" -v h="$(us_of haproxy $m)" -v m="$m" \
 		'BEGIN {printf "geostamp/HAProxy CPU per request, %s: %.2f\n", m, g / h}'
+done
+for n in trace-1% trace-100%; do
+	awk -v t="$(us_of "$n" keep-alive)" -v g="$(us_of geostamp keep-alive)" -v n="$n" \
+		'BEGIN {printf "geostamp %s/tracing off CPU per request, keep-alive: %.2f\n", n, t / g}'
 done
 echo "machine: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(nproc) CPUs; $(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); $(go version | cut -d' ' -f3)"

@@ -565,7 +565,19 @@ func (tr *tour) apisAnswer() {
 		"A front door POP's admin API": tr.l.eps.POPs[0].Admin,
 		"The GSLB's admin API":         tr.l.eps.GSLBAdmin,
 	}
-	tokenless := map[string]bool{"Each region's admin address GET /metrics": true, "A front door POP's admin API GET /healthz": true}
+	tokenless := map[string]bool{"Each region's admin address GET /metrics": true, "A front door POP's admin API GET /healthz": true, "The control API GET /metrics": true}
+	// {id} is the trace of a request through the front door, which
+	// returns its id; spans reach the store in batches (500 ms in the lab).
+	_, h, _ := tr.http(tr.fd, http.MethodGet, tr.l.eps.POPs[0].HTTPS+"/orders", "")
+	traceID := h.Get("X-Geostamp-Trace-Id")
+	if traceID == "" {
+		tr.t.Error("a request through the front door returned no X-Geostamp-Trace-Id")
+	}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if code, _, _ := tr.http(c, http.MethodGet, tr.l.eps.Control+"/v1/traces/"+traceID, "", "Authorization", "Bearer "+tr.l.client.Token()); code == http.StatusOK {
+			break
+		}
+	}
 	for marker, base := range bases {
 		text := tr.r.section(tr.t, marker)
 		for _, m := range readmeRoute.FindAllStringSubmatch(text, -1) {
@@ -574,7 +586,7 @@ func (tr *tour) apisAnswer() {
 				if method != http.MethodGet {
 					continue
 				}
-				path = strings.NewReplacer("{service}", "orders", "{name}", tourWE, "{region}", tourWE, "[&affinity=REGION]", "", "=IP", "=127.0.0.1").Replace(path)
+				path = strings.NewReplacer("{service}", "orders", "{name}", tourWE, "{region}", tourWE, "[&affinity=REGION]", "", "=IP", "=127.0.0.1", "{id}", traceID).Replace(path)
 				if strings.HasPrefix(path, "/admin/explain") && !strings.Contains(path, "client=") {
 					path += "?client=127.0.0.1"
 				}

@@ -26,7 +26,9 @@ func tracingOff() bool {
 }
 
 // startTracing installs the process's tracer provider and returns the
-// function that flushes it on exit, and whether tracing is on.
+// function that flushes it on exit, and whether spans are wanted: they
+// are exported (OTEL_EXPORTER_OTLP_ENDPOINT) or the user chose a sampler
+// (OTEL_TRACES_SAMPLER). Otherwise the front door does no span work.
 func startTracing(ctx context.Context, cfg telemetry.TraceConfig, logger *slog.Logger) (stop func(), on bool, err error) {
 	if tracingOff() {
 		return func() {}, false, nil
@@ -41,7 +43,7 @@ func startTracing(ctx context.Context, cfg telemetry.TraceConfig, logger *slog.L
 		if err := tr.Shutdown(sctx); err != nil {
 			logger.Warn("flushing spans", "component", "telemetry", "err", err)
 		}
-	}, true, nil
+	}, tr.Exporting || os.Getenv("OTEL_TRACES_SAMPLER") != "", nil
 }
 
 // startLabTracing runs the lab's trace store and receiver and this
