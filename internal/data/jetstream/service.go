@@ -520,6 +520,10 @@ func (s *service) Status(ctx context.Context) data.Status {
 		Epoch:   epoch,
 		Primary: primary,
 	}
+	// Rebuilding until the local stream is seen holding the target again:
+	// a status that cannot read the stream must not report a rebuilt copy.
+	rebuildTo := s.rebuildTo.Load()
+	st.Rebuilding = rebuildTo > 0
 	_, nc, js := s.e.conn()
 	if nc == nil {
 		st.Detail = s.e.downReason()
@@ -545,9 +549,8 @@ func (s *service) Status(ctx context.Context) data.Status {
 	info := stream.CachedInfo()
 	st.Readable = true
 	st.LastSeq = info.State.LastSeq
-	if to := s.rebuildTo.Load(); st.LastSeq < to {
-		st.Rebuilding = true
-		details = append(details, fmt.Sprintf("rebuilding: copying back history discarded when it rejoined (at %d of %d)", st.LastSeq, to))
+	if st.Rebuilding = st.LastSeq < rebuildTo; st.Rebuilding {
+		details = append(details, fmt.Sprintf("rebuilding: copying back history discarded when it rejoined (at %d of %d)", st.LastSeq, rebuildTo))
 	}
 	if role == "" {
 		st.Role = data.RoleSecondary
