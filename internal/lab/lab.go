@@ -248,6 +248,7 @@ func (l *Lab) Run(ctx context.Context) error {
 	if err := l.waitHealthy(ctx, eps); err != nil {
 		return err
 	}
+	l.awaitWitnessLeader(ctx, 10*time.Second)
 	// The effective topology, every default filled in: drills read their
 	// objectives and floor from it.
 	if b, err := topology.Marshal(l.topo); err != nil {
@@ -527,33 +528,64 @@ func (l *Lab) leadFromWitness(ctx context.Context, self string) {
 			return
 		case <-time.After(time.Second):
 		}
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := l.etcd.Status(sctx, self)
-		var leaderURLs []string
-		if err == nil && st.Leader != 0 && st.Leader != st.Header.MemberId {
-			if ml, err := l.etcd.MemberList(sctx); err == nil {
-				for _, m := range ml.Members {
-					if m.ID == st.Leader {
-						leaderURLs = m.ClientURLs
-					}
+		l.witnessLeads(ctx, self)
+	}
+}
+
+// witnessLeads moves the raft leadership to the witness site's member if
+// another member leads, and reports whether the witness leads now.
+func (l *Lab) witnessLeads(ctx context.Context, self string) bool {
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	st, err := l.etcd.Status(sctx, self)
+	var leaderURLs []string
+	if err == nil && st.Leader != 0 && st.Leader != st.Header.MemberId {
+		if ml, err := l.etcd.MemberList(sctx); err == nil {
+			for _, m := range ml.Members {
+				if m.ID == st.Leader {
+					leaderURLs = m.ClientURLs
 				}
 			}
 		}
-		cancel()
-		if len(leaderURLs) == 0 {
-			continue
-		}
-		cli, err := witness.NewClient(leaderURLs, nil)
-		if err != nil {
-			continue
-		}
-		mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if _, err := cli.MoveLeader(mctx, st.Header.MemberId); err == nil {
-			l.log.Info("witness: raft leadership moved to the witness site", "from", st.Leader)
-		}
-		cancel()
-		cli.Close()
 	}
+	cancel()
+	if err != nil || st.Leader == 0 {
+		return false
+	}
+	if st.Leader == st.Header.MemberId {
+		return true
+	}
+	if len(leaderURLs) == 0 {
+		return false
+	}
+	cli, err := witness.NewClient(leaderURLs, nil)
+	if err != nil {
+		return false
+	}
+	defer cli.Close()
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := cli.MoveLeader(mctx, st.Header.MemberId); err != nil {
+		return false
+	}
+	l.log.Info("witness: raft leadership moved to the witness site", "from", st.Leader)
+	return true
+}
+
+// awaitWitnessLeader waits, up to bound, until the witness site leads, so
+// that a ready lab survives the loss of any one region without an
+// election (with the leader in a region, killing that region stalls every
+// lease renewal for an election: a spurious failover).
+func (l *Lab) awaitWitnessLeader(ctx context.Context, bound time.Duration) {
+	w := l.topo.Witness
+	if w == "" || l.etcd == nil {
+		return
+	}
+	for end := time.Now().Add(bound); time.Now().Before(end) && ctx.Err() == nil; time.Sleep(100 * time.Millisecond) {
+		if l.witnessLeads(ctx, l.witness[w].ClientURL) {
+			return
+		}
+	}
+	l.log.Warn("witness: the witness site does not lead the raft group yet; losing the leading region will cost an election", "waited", bound)
 }
 
 // planPostgres picks a PostgreSQL port in every region when a service
