@@ -2,11 +2,14 @@ package frontdoor
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // BenchmarkProxyKeepAlive measures one GET through the lean HTTP/1.1 path
@@ -55,5 +58,43 @@ func BenchmarkProxyKeepAlive(b *testing.B) {
 		if resp.StatusCode != 200 {
 			b.Fatal(resp.Status)
 		}
+	}
+}
+
+// BenchmarkSpanWork measures the front door's span work alone for one
+// request with one try (server span, try span, trace id for the answer),
+// without tracing, unsampled and sampled (spans recorded, not exported):
+// the part of tracing's cost that does not depend on the network.
+func BenchmarkSpanWork(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		sampler sdktrace.Sampler // nil: no tracer
+	}{
+		{"off", nil},
+		{"unsampled", sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0))},
+		{"sampled", sdktrace.AlwaysSample()},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := Config{Topology: topo(nil, "westeurope"), Origins: []Origin{{Name: "westeurope", URL: "http://127.0.0.1:1"}}, Listen: "127.0.0.1:0"}
+			if tc.sampler != nil {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tc.sampler))
+				defer tp.Shutdown(context.Background())
+				cfg.Tracer = tp.Tracer("frontdoor")
+			}
+			f, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := &inbound{method: "GET", target: "/orders/7", host: "app.contoso.test", keepAlive: true}
+			b.ReportAllocs()
+			for range b.N {
+				rt := f.startTrace(in)
+				span := rt.attempt(f, f.origins[0], 1, "")
+				endAttempt(span, 200, "")
+				rt.traceID()
+				rec := record{region: 0, status: 200}
+				rt.end(f, &rec)
+			}
+		})
 	}
 }
