@@ -62,7 +62,8 @@ func BenchmarkProxyKeepAlive(b *testing.B) {
 }
 
 // BenchmarkSpanWork measures the front door's span work alone for one
-// request with one try (server span, try span, trace id for the answer),
+// request with one try (server span, try span, the try's traceparent,
+// trace id for the answer),
 // without tracing, unsampled and sampled (spans recorded, not exported):
 // the part of tracing's cost that does not depend on the network.
 func BenchmarkSpanWork(b *testing.B) {
@@ -86,10 +87,13 @@ func BenchmarkSpanWork(b *testing.B) {
 				b.Fatal(err)
 			}
 			in := &inbound{method: "GET", target: "/orders/7", host: "app.contoso.test", keepAlive: true}
+			bw := bufio.NewWriter(io.Discard)
+			scratch := make([]byte, 0, 64)
 			b.ReportAllocs()
 			for range b.N {
 				rt := f.startTrace(in)
 				span := rt.attempt(f, f.origins[0], 1, "")
+				writeTraceContext(bw, in, rt.parent(span), scratch)
 				endAttempt(span, 200, "")
 				rt.traceID()
 				rec := record{region: 0, status: 200}

@@ -38,6 +38,7 @@ type inbound struct {
 	connTokens           []string  // the Connection field's other options
 	traceparent          string    // W3C trace context as received
 	tracestate           string
+	extra                [3]field // backing array of the fields deliver adds
 }
 
 // retryable reports whether the request may be sent again to another
@@ -266,7 +267,7 @@ func (f *FrontDoor) serve(in *inbound, s sink) error {
 		o := f.origins[idx]
 		deadline := time.Now().Add(f.perTry)
 		span := rec.trace.attempt(f, o, i+1, retryReason)
-		uc, oc, sent, err := f.attempt(o, in, &rb, deadline, span)
+		uc, oc, sent, err := f.attempt(o, in, &rb, deadline, rec.trace.parent(span))
 		if retrying {
 			// A retry holds its budget slot until its region answers or
 			// fails, not while the answer streams to the client.
@@ -403,11 +404,8 @@ func (f *FrontDoor) decayPeak() {
 
 // deliver passes a region's response to the client.
 func (f *FrontDoor) deliver(in *inbound, s sink, uc *upConn, v *view, d *routing.Decision, geo string, rec *record) error {
-	var extra []field // nil on the common path: no allocation
+	extra := in.extra[:0] // no allocation
 	tid, traced := rec.trace.traceID()
-	if in.debug || f.affinity || traced {
-		extra = make([]field, 0, 3)
-	}
 	if traced {
 		extra = append(extra, tid)
 	}

@@ -74,9 +74,11 @@ func pathOf(target string) string {
 }
 
 // attempt starts the client span of try n (from 1) to region o; reason is
-// why the previous try is retried ("" for the first).
+// why the previous try is retried ("" for the first). An unsampled request
+// gets no try spans: nothing would record them, and the region continues
+// the server span's context (see parent).
 func (t *reqTrace) attempt(f *FrontDoor, o *origin, n int, reason string) trace.Span {
-	if t.span == nil {
+	if t.span == nil || !t.span.IsRecording() {
 		return nil
 	}
 	_, span := f.s.Tracer.Start(t.ctx, o.spanName, clientSpan...)
@@ -132,6 +134,18 @@ func (t *reqTrace) end(f *FrontDoor, rec *record) {
 	t.span.End()
 }
 
+// parent is the span context a try sends to its region: the try's span,
+// else the unsampled server span's, else none (not tracing).
+func (t *reqTrace) parent(try trace.Span) trace.SpanContext {
+	switch {
+	case try != nil:
+		return try.SpanContext()
+	case t.span != nil:
+		return t.span.SpanContext()
+	}
+	return trace.SpanContext{}
+}
+
 // traceID is the response's HeaderTraceID field, or false when not
 // tracing.
 func (t *reqTrace) traceID() (field, bool) {
@@ -142,10 +156,10 @@ func (t *reqTrace) traceID() (field, bool) {
 }
 
 // writeTraceContext writes the trace context fields of the upstream
-// request: the try's span as parent when tracing, else the client's
-// fields as received.
-func writeTraceContext(bw *bufio.Writer, in *inbound, span trace.Span, scratch []byte) {
-	if span == nil {
+// request: sc as parent when tracing, else the client's fields as
+// received.
+func writeTraceContext(bw *bufio.Writer, in *inbound, sc trace.SpanContext, scratch []byte) {
+	if !sc.IsValid() {
 		if in.traceparent != "" {
 			writeField(bw, "traceparent", in.traceparent)
 		}
@@ -154,7 +168,6 @@ func writeTraceContext(bw *bufio.Writer, in *inbound, span trace.Span, scratch [
 		}
 		return
 	}
-	sc := span.SpanContext()
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b := append(scratch[:0], "00-"...)
 	b = hex.AppendEncode(b, tid[:])

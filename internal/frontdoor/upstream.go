@@ -191,7 +191,7 @@ func (o *origin) closeIdle() {
 // makes any request safe to send elsewhere. A pooled connection that turns
 // out closed (the region closed it while idle) is replaced by a fresh one
 // once, for requests that may be repeated.
-func (f *FrontDoor) attempt(o *origin, in *inbound, rb *reqBody, deadline time.Time, span trace.Span) (uc *upConn, oc health.Outcome, sent bool, err error) {
+func (f *FrontDoor) attempt(o *origin, in *inbound, rb *reqBody, deadline time.Time, parent trace.SpanContext) (uc *upConn, oc health.Outcome, sent bool, err error) {
 	for fresh := false; ; fresh = true {
 		uc, err := o.get(fresh, deadline)
 		if err != nil {
@@ -202,7 +202,7 @@ func (f *FrontDoor) attempt(o *origin, in *inbound, rb *reqBody, deadline time.T
 		}
 		uc.nc.SetDeadline(deadline)
 		got := false
-		err = uc.writeRequest(f, in, rb, span)
+		err = uc.writeRequest(f, in, rb, parent)
 		if err == nil {
 			got, err = uc.readHead(in.method)
 		}
@@ -229,7 +229,7 @@ func isTimeout(err error) bool {
 }
 
 // writeRequest writes the request head and body.
-func (uc *upConn) writeRequest(f *FrontDoor, in *inbound, rb *reqBody, span trace.Span) error {
+func (uc *upConn) writeRequest(f *FrontDoor, in *inbound, rb *reqBody, parent trace.SpanContext) error {
 	bw := uc.bw
 	o := uc.o
 	bw.WriteString(in.method)
@@ -266,7 +266,7 @@ func (uc *upConn) writeRequest(f *FrontDoor, in *inbound, rb *reqBody, span trac
 		bw.WriteString(in.host)
 		bw.WriteString("\r\n")
 	}
-	writeTraceContext(bw, in, span, uc.scratch[:0])
+	writeTraceContext(bw, in, parent, uc.scratch[:0])
 	if f.s.FDID != "" {
 		bw.WriteString("X-Geostamp-FDID: ")
 		bw.WriteString(f.s.FDID)
