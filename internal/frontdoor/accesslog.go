@@ -1,6 +1,7 @@
 package frontdoor
 
 import (
+	"encoding/hex"
 	"io"
 	"strconv"
 	"sync"
@@ -16,7 +17,8 @@ import (
 //	 "region":"westeurope","tries":["northeurope:connect_error","westeurope:200"],
 //	 "bytes":123,"duration_ms":1.234,"fail_open":false}
 //
-// with "reason" when the front door answered itself. The time is the
+// with "reason" when the front door answered itself, and "trace_id" and
+// "span_id" (the server span's, sampled or not) when it traces. The time is the
 // request's start; level, msg and component make it a log line like the
 // others (geostamp logs merges them); region is the region that answered,
 // "global" (the global layer) when none did.
@@ -86,6 +88,15 @@ func (l *accessLog) write(f *FrontDoor, in *inbound, rec *record) {
 	if rec.reason != "" {
 		b = append(b, `,"reason":`...)
 		b = appendJSON(b, rec.reason)
+	}
+	if rec.trace.span != nil {
+		sc := rec.trace.span.SpanContext()
+		tid, sid := sc.TraceID(), sc.SpanID()
+		b = append(b, `,"trace_id":"`...)
+		b = hex.AppendEncode(b, tid[:])
+		b = append(b, `","span_id":"`...)
+		b = hex.AppendEncode(b, sid[:])
+		b = append(b, '"')
 	}
 	b = append(b, "}\n"...)
 	l.mu.Lock()

@@ -1,6 +1,8 @@
 package frontdoor
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -112,5 +114,42 @@ func TestUntracedForwardsTraceContext(t *testing.T) {
 	}
 	if resp.Header.Get(HeaderTraceID) != "" {
 		t.Errorf("trace id %q returned without tracing", resp.Header.Get(HeaderTraceID))
+	}
+}
+
+// TestUnsampledTraceContext: an unsampled request records no span, yet
+// its region continues the same (unsampled) trace, so that the region's
+// parent-based sampler agrees with the front door, and the trace id comes
+// back in HeaderTraceID and in the access log line.
+func TestUnsampledTraceContext(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	we := newBackend(t, "westeurope")
+	var alog syncBuffer
+	fd := start(t, Config{Topology: topo(nil, "westeurope"), Origins: []Origin{we.origin()}, Clock: health.NewFakeClock(time.Unix(0, 0)),
+		Tracer: tp.Tracer("frontdoor"), AccessLog: &alog})
+	resp, err := client(5 * time.Second).Get(fd.url("/orders/7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	tid := resp.Header.Get(HeaderTraceID)
+	if len(tid) != 32 {
+		t.Fatalf("%s %q, want a trace id", HeaderTraceID, tid)
+	}
+	got := we.lastRequest().header.Get("traceparent")
+	if parts := strings.Split(got, "-"); len(parts) != 4 || parts[0] != "00" || parts[1] != tid || parts[3] != "00" {
+		t.Errorf("region got traceparent %q, want trace %s, not sampled", got, tid)
+	}
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans recorded for an unsampled request", n)
+	}
+	var line map[string]any
+	first, _, _ := strings.Cut(alog.String(), "\n")
+	if err := json.Unmarshal([]byte(first), &line); err != nil {
+		t.Fatalf("access log line %q: %v", first, err)
+	}
+	if line["trace_id"] != tid || len(fmt.Sprint(line["span_id"])) != 16 {
+		t.Errorf("access log line %v, want trace_id %s and a span_id", line, tid)
 	}
 }
