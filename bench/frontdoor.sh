@@ -12,17 +12,19 @@
 # at 100 % sampling (OTEL_TRACES_SAMPLER=parentbased_traceidratio,
 # OTEL_TRACES_SAMPLER_ARG=0.01 / 1), exporting over OTLP/HTTP to the
 # backend nginx (which answers the exports with 200), keep-alive clients;
-# the figures are compared with the front door without tracing (no OTEL_*
-# variable: no span work) in the same run.
+# each is compared with the front door without tracing (no OTEL_*
+# variable: no span work) run just before it, in TRACE_ROUNDS rounds.
 #
 # Run as root from anywhere (installs haproxy, nginx and wrk from Debian if
 # missing):   bash bench/frontdoor.sh
 # Settings:   DURATION=10 CONNS=50 PROXY_CPU=0 CLIENT_CPU=1 BASE_PORT=18180
-# Takes about 3 minutes. Loopback only. Run it on an otherwise idle machine:
+#             TRACE_ROUNDS=3
+# Takes about 4 minutes. Loopback only. Run it on an otherwise idle machine:
 # other load on the cores skews every figure.
 set -euo pipefail
 
 DURATION=${DURATION:-10}
+TRACE_ROUNDS=${TRACE_ROUNDS:-3}
 CONNS=${CONNS:-50}
 PROXY_CPU=${PROXY_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -212,18 +214,31 @@ bench geostamp "$P_GEOSTAMP" "$gpid"
 kill "$gpid"
 wait "$gpid" 2>/dev/null || true
 
-# Tracing on, exporting to the backend's /v1/traces, at 1 % and 100 %.
-for ratio in 0.01 1; do
-	name=trace-$(awk -v r="$ratio" 'BEGIN {printf "%g%%", r * 100}')
-	OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=$ratio \
-		OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$BACKEND OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+# Tracing, in TRACE_ROUNDS rounds of off, 1 % and 100 % (each a fresh
+# process; tracing on exports to the backend's /v1/traces): the ratio to
+# tracing off is taken within each round, so that load that comes and
+# goes on the machine moves both sides of a ratio alike; the median is
+# reported.
+traced_run() { # NAME RATIO ("" for off)
+	local name=$1 ratio=$2
+	if [[ -n $ratio ]]; then
+		OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=$ratio \
+			OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$BACKEND OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+			taskset -c "$PROXY_CPU" "$WORK/geostamp" frontdoor -f "$WORK/topology.yaml" --admin off --log-level warn &
+	else
 		taskset -c "$PROXY_CPU" "$WORK/geostamp" frontdoor -f "$WORK/topology.yaml" --admin off --log-level warn &
-	gpid=$!
-	PIDS+=($gpid)
+	fi
+	local pid=$!
+	PIDS+=($pid)
 	wait_port "$P_GEOSTAMP"
-	run "$name" keep-alive "$P_GEOSTAMP" "$gpid"
-	kill "$gpid"
-	wait "$gpid" 2>/dev/null || true
+	run "$name" keep-alive "$P_GEOSTAMP" "$pid"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+}
+for round in $(seq "$TRACE_ROUNDS"); do
+	traced_run "trace-off#$round" ""
+	traced_run "trace-1%#$round" 0.01
+	traced_run "trace-100%#$round" 1
 done
 
 taskset -c "$PROXY_CPU" haproxy -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
@@ -255,7 +270,11 @@ for m in keep-alive close; do
 		'BEGIN {printf "geostamp/HAProxy CPU per request, %s: %.2f\n", m, g / h}'
 done
 for n in trace-1% trace-100%; do
-	awk -v t="$(us_of "$n" keep-alive)" -v g="$(us_of geostamp keep-alive)" -v n="$n" \
-		'BEGIN {printf "geostamp %s/tracing off CPU per request, keep-alive: %.2f\n", n, t / g}'
+	ratios=()
+	for round in $(seq "$TRACE_ROUNDS"); do
+		ratios+=("$(awk -v t="$(us_of "$n#$round" keep-alive)" -v g="$(us_of "trace-off#$round" keep-alive)" 'BEGIN {printf "%.2f", t / g}')")
+	done
+	median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+	echo "geostamp $n/tracing off CPU per request, keep-alive: $median (median of rounds: ${ratios[*]})"
 done
 echo "machine: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(nproc) CPUs; $(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3); $(go version | cut -d' ' -f3)"
