@@ -22,8 +22,11 @@ import (
 //   - A planned failover: one trace with the fence in the old primary, the
 //     catch-up and promotion in the target, the repoint or rejoin of the
 //     others.
+//
+// The lab also runs Prometheus (up --prometheus): after the traces,
+// checkPrometheus checks what it scraped, failover metrics included.
 func TestTraces(t *testing.T) {
-	l := startLab(t)
+	l := startLab(t, promArgs(t)...)
 	const we, ne = "westeurope", "northeurope"
 	pop := l.eps.POPs[0].HTTP
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -166,4 +169,5 @@ func TestTraces(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "failover promote") || !strings.Contains(out, ne) {
 		t.Errorf("geostamp trace: exit %d:\n%s%s", code, out, errOut)
 	}
+	t.Run("prometheus", func(t *testing.T) { checkPrometheus(t, l) })
 }

@@ -24,11 +24,12 @@ import (
 const defaultStateDir = ".geostamp"
 
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("up", "up [-f FILE] [--state-dir DIR]", stderr)
+	fs := newFlags("up", "up [-f FILE] [--state-dir DIR] [--prometheus]", stderr)
 	file := fs.String("f", "", "topology `file` (default: the embedded default topology)")
 	dir := fs.String("state-dir", defaultStateDir, "`directory` for endpoints.json, the control token, logs and region data")
 	logLevel := fs.String("log-level", "info", "log level of the lab and region logs (debug, info, warn, error)")
 	probeInterval := fs.Duration("probe-interval", 2*time.Second, "time between two synthetic user flows (write an order, read it back) through each front door POP and at each stamp, once the lab is ready; 0 turns the probes off")
+	prom := fs.Bool("prometheus", false, "also run Prometheus (Debian's prometheus package) on DIR/prometheus/, the scrape configuration and rules up writes")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,11 +61,12 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Traces:        traces,
 		ProbeInterval: *probeInterval,
 
-		Topology:  topo,
-		StateDir:  *dir,
-		Logger:    logger,
-		Progress:  stdout,
-		RegionLog: lab.LogSpec{Format: "json", Level: *logLevel},
+		Topology:   topo,
+		StateDir:   *dir,
+		Logger:     logger,
+		Progress:   stdout,
+		RegionLog:  lab.LogSpec{Format: "json", Level: *logLevel},
+		Prometheus: *prom,
 	})
 	if err != nil {
 		return err
@@ -105,6 +107,11 @@ func printEndpoints(w io.Writer, eps *lab.Endpoints, preferred string) {
 	fmt.Fprintf(w, "control API  %s (bearer token in %s)\n", eps.Control, eps.TokenFile)
 	fmt.Fprintf(w, "endpoints    %s\n", filepath.Join(eps.StateDir, "endpoints.json"))
 	fmt.Fprintf(w, "logs         %s\n", filepath.Join(eps.StateDir, "logs"))
+	if eps.Prometheus != "" {
+		fmt.Fprintf(w, "prometheus   %s  (config, targets and rules in %s)\n", eps.Prometheus, filepath.Join(eps.StateDir, "prometheus"))
+	} else {
+		fmt.Fprintf(w, "prometheus   config, targets and rules in %s (up --prometheus runs it)\n", filepath.Join(eps.StateDir, "prometheus"))
+	}
 	if len(eps.POPs) > 0 {
 		fmt.Fprintf(w, "\nTry: curl -s --cacert %s -XPOST %s/orders -d '{\"item\":\"book\",\"qty\":1}'\n", eps.CAFile, eps.POPs[0].HTTPS)
 	} else {

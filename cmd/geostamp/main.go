@@ -19,7 +19,8 @@ import (
 const usage = `geostamp — multi-region high availability, on one machine or across clusters
 
 Usage:
-  geostamp up [-f FILE] [--state-dir DIR]       run the whole platform on this machine
+  geostamp up [-f FILE] [--state-dir DIR] [--prometheus]
+                                                run the whole platform on this machine
   geostamp validate [-f FILE]                   check a topology file; exit 1 on problems
   geostamp status [--json]                      regions, processes and health of a running lab
   geostamp region kill|freeze|resume|restart|drain|undrain|brownout NAME

@@ -48,6 +48,9 @@ type Config struct {
 	// probe target (every POP, every stamp directly; see internal/probe)
 	// once the lab is ready; 0: no probes.
 	ProbeInterval time.Duration
+	// Prometheus: run Prometheus (the prometheus program on PATH) on
+	// DIR/prometheus/ while the lab runs.
+	Prometheus bool
 	// Traces keeps the spans every process of the lab exports (see
 	// ServeTraces), served by GET /v1/traces; nil: no trace store, and the
 	// front door POPs record no spans.
@@ -96,6 +99,7 @@ type Lab struct {
 	byName  map[string]*regionProc
 	token   string
 	fdid    string
+	promBin string // the prometheus binary, with Config.Prometheus
 
 	// metrics is the lab process's own registry (control, WAN links,
 	// probes), on the control API's /metrics.
@@ -137,7 +141,14 @@ func New(cfg Config) (*Lab, error) {
 		cfg.Logger = telemetry.Discard()
 	}
 	cfg.Logger = cfg.Logger.With(telemetry.RegionKey, GlobalRegion)
+	var promBin string
+	if cfg.Prometheus {
+		if promBin, err = findPrometheus(); err != nil {
+			return nil, err
+		}
+	}
 	return &Lab{
+		promBin:  promBin,
 		cfg:      cfg,
 		topo:     cfg.Topology,
 		dir:      dir,
@@ -249,6 +260,20 @@ func (l *Lab) Run(ctx context.Context) error {
 		return err
 	}
 	l.awaitWitnessLeader(ctx, 10*time.Second)
+	if err := l.writePrometheus(eps); err != nil {
+		return err
+	}
+	if l.promBin != "" {
+		url, promDone, err := l.runPrometheus(ctx, l.promBin)
+		if promDone != nil {
+			defer func() { <-promDone }()
+		}
+		if err != nil {
+			return err
+		}
+		eps.Prometheus = url
+		l.printf("prometheus on %s\n", url)
+	}
 	// The effective topology, every default filled in: drills read their
 	// objectives and floor from it.
 	if b, err := topology.Marshal(l.topo); err != nil {

@@ -96,6 +96,9 @@ type Endpoints struct {
 	GSLBAdmin string `json:"gslb_admin,omitempty"`
 	Zone      string `json:"zone,omitempty"`
 	Host      string `json:"host,omitempty"`
+	// Prometheus is the URL of the Prometheus that `up --prometheus`
+	// runs on DIR/prometheus/.
+	Prometheus string `json:"prometheus,omitempty"`
 }
 
 // POPEndpoint are the addresses of one front door POP.
