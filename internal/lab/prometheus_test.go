@@ -120,3 +120,13 @@ func TestPrometheusConfig(t *testing.T) {
 		t.Fatalf("promtool check config: %v\n%s", err, out)
 	}
 }
+
+// TestFindPrometheusSaysHowToInstall: without the program, --prometheus
+// fails with the way to get it.
+func TestFindPrometheusSaysHowToInstall(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := findPrometheus()
+	if err == nil || !strings.Contains(err.Error(), "apt-get install prometheus") {
+		t.Fatalf("findPrometheus without prometheus on PATH: %v", err)
+	}
+}
