@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -172,6 +173,13 @@ type Controller struct {
 
 	mu    sync.Mutex
 	state State
+	// Metrics (see metrics.go), guarded by mu.
+	transitions map[transition]uint64
+	decidedAt   time.Time     // this region's last decision to take over
+	lastTook    time.Duration // decision to promotion of the last failover here
+
+	// heldNow is held, for readers outside the Run goroutine.
+	heldNow atomic.Pointer[witness.Held]
 
 	outbox chan Event // events to record at the witness, in order
 }
@@ -189,6 +197,12 @@ func New(cfg Config) (*Controller, error) {
 		state:  State{Service: cfg.Group, Region: cfg.Region},
 		outbox: make(chan Event, 1024),
 	}, nil
+}
+
+// setHeld sets the lease this region holds (nil: none).
+func (c *Controller) setHeld(h *witness.Held) {
+	c.held = h
+	c.heldNow.Store(h)
 }
 
 // State returns the controller's view now.
@@ -298,7 +312,7 @@ func (c *Controller) checkHeld(ctx context.Context) {
 		return
 	}
 	err := c.held.Err()
-	c.held = nil
+	c.setHeld(nil)
 	c.fence(ctx, "", fmt.Sprintf("lease no longer valid: %v", err))
 }
 
@@ -331,7 +345,7 @@ func (c *Controller) asHolder(ctx context.Context, owner witness.Owner, co coord
 	if c.held == nil || c.held.Epoch() != owner.Epoch {
 		if c.held != nil {
 			c.held.Release(ctx)
-			c.held = nil
+			c.setHeld(nil)
 		}
 		if c.down {
 			return // the lease runs out; someone else takes over
@@ -343,7 +357,7 @@ func (c *Controller) asHolder(ctx context.Context, owner witness.Owner, co coord
 			c.logFailure("hold the lease again", err)
 			return
 		}
-		c.held = h
+		c.setHeld(h)
 	}
 	if c.handing != nil {
 		c.handOff(ctx, owner, co)
@@ -372,7 +386,7 @@ func (c *Controller) asHolder(ctx context.Context, owner witness.Owner, co coord
 	if c.down {
 		c.emit(Event{Step: StepRelease, Epoch: owner.Epoch, Detail: "the local replica has failed since " + c.downSince.Format(time.RFC3339Nano) + ": releasing the lease"})
 		c.held.Release(ctx)
-		c.held = nil
+		c.setHeld(nil)
 		c.fence(ctx, "", "replica failed")
 		return
 	}
@@ -399,7 +413,7 @@ func (c *Controller) asFollower(ctx context.Context, owner witness.Owner, co coo
 	c.handing = nil
 	if c.held != nil {
 		c.held.Release(ctx)
-		c.held = nil
+		c.setHeld(nil)
 		if !c.fenced {
 			c.fence(ctx, "", "the lease belongs to "+owner.Holder)
 		}
@@ -522,7 +536,7 @@ func (c *Controller) unowned(ctx context.Context, owner witness.Owner, co coordi
 	now := time.Now()
 	if c.held != nil {
 		c.held.Release(ctx)
-		c.held = nil
+		c.setHeld(nil)
 	}
 	if (c.promoted != 0 || c.handing != nil) && !c.fenced {
 		c.fence(ctx, "", "nobody holds the lease")
@@ -650,7 +664,7 @@ func (c *Controller) hold(ctx context.Context, g witness.Grant) bool {
 		c.logFailure("hold the new lease", err)
 		return false
 	}
-	c.held = h
+	c.setHeld(h)
 	return true
 }
 
@@ -745,6 +759,7 @@ func (c *Controller) emitIn(span trace.Span, e Event) {
 	endStep(span, e)
 	e.Time = time.Now()
 	e.Service, e.Region = c.cfg.Group, c.cfg.Region
+	c.count(e)
 	c.log.Info("failover "+e.Step, "mode", e.Mode, "epoch", e.Epoch, "position", e.Position, "gap", e.Gap, "discarded", e.Discarded, "detail", e.Detail)
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(e)

@@ -22,10 +22,10 @@ type replicationCollector struct {
 	writable *prometheus.Desc
 }
 
-func newReplicationCollector(region string, d *regionData, services []ServiceSpec) *replicationCollector {
-	labels := prometheus.Labels{"region": region}
+// The region is the registry's constant label.
+func newReplicationCollector(d *regionData, services []ServiceSpec) *replicationCollector {
 	desc := func(name, help string, extra ...string) *prometheus.Desc {
-		return prometheus.NewDesc("geostamp_data_"+name, help, append([]string{"service"}, extra...), labels)
+		return prometheus.NewDesc("geostamp_data_"+name, help, append([]string{"service"}, extra...), nil)
 	}
 	return &replicationCollector{
 		d: d, services: services,

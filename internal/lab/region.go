@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/geostamp/geostamp/internal/auth"
@@ -135,6 +134,10 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 	}
 
 	d := &regionData{stores: map[string]data.Store{}, replicas: map[string]data.Replica{}, crashers: map[string]data.Crasher{}, controllers: map[string]*failover.Controller{}}
+	// One registry for the whole region process: every series carries the
+	// region; the Go runtime and process collectors come with it.
+	metrics := telemetry.NewRegistry(prometheus.Labels{"region": spec.Name})
+	failovers := failover.NewCollector()
 	for _, s := range spec.Services {
 		switch {
 		case s.Engine == "jetstream" && s.Kind == data.KindPrimarySecondary:
@@ -170,7 +173,7 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 				Grace:     s.Grace,
 				LeaseTTL:  s.Lease,
 				Replica:   r,
-				Authority: witness.NewAuthority(etcd, "", telemetry.Component(logger, "witness")),
+				Authority: witness.NewAuthority(etcd, "", telemetry.Component(logger, "witness"), witness.WithRenewObserver(failovers.ObserveRenewal)),
 				Client:    etcd,
 				Logger:    logger,
 			})
@@ -178,15 +181,17 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 				return err
 			}
 			d.controllers[s.Name] = ctl
+			failovers.Add(ctl)
 			run("failover "+s.Name, ctl.Run)
 		}
 	}
 	stores := d.stores
 	app, err := workload.New(workload.Config{
-		Region:  spec.Name,
-		Orders:  stores["orders"],
-		Catalog: stores["catalog"],
-		Logger:  logger,
+		Region:     spec.Name,
+		Orders:     stores["orders"],
+		Catalog:    stores["catalog"],
+		Logger:     logger,
+		Registerer: metrics.Registerer,
 	})
 	if err != nil {
 		return err
@@ -205,6 +210,7 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 		Checks:      checks,
 		FDID:        spec.FDID,
 		Logger:      logger,
+		Registerer:  metrics.Registerer,
 	})
 	if err != nil {
 		return err
@@ -218,7 +224,7 @@ func RunRegion(ctx context.Context, spec RegionSpec, logger *slog.Logger, ready 
 	if err != nil {
 		return fmt.Errorf("region %s: admin: %w", spec.Name, err)
 	}
-	admin := &http.Server{Handler: regionAdmin(spec.Name, token, stmp, d, spec.Services), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: regionAdmin(spec.Name, token, stmp, d, spec.Services, metrics, failovers), ReadHeaderTimeout: 5 * time.Second}
 	run("admin", func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
@@ -301,7 +307,7 @@ func dataCheck(st data.Store, ctl *failover.Controller) func(context.Context) (s
 	}
 }
 
-func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services []ServiceSpec) http.Handler {
+func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services []ServiceSpec, metrics *telemetry.Registry, failovers *failover.Collector) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 1500*time.Millisecond)
@@ -327,9 +333,7 @@ func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services 
 		}
 		httpjson.Write(w, http.StatusOK, map[string]string{"region": region, "service": name, "crashed": "engine"})
 	})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newReplicationCollector(region, d, services))
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	metrics.Registerer.MustRegister(newReplicationCollector(d, services), failovers)
 	mux.HandleFunc("POST /admin/drain", func(w http.ResponseWriter, r *http.Request) {
 		st.SetDrained(true)
 		httpjson.Write(w, http.StatusOK, map[string]any{"region": region, "drained": true})
@@ -352,7 +356,7 @@ func regionAdmin(region, token string, st *stamp.Stamp, d *regionData, services 
 	})
 	// Metrics are read-only and scraped without the token, as usual.
 	top := http.NewServeMux()
-	top.Handle("GET /metrics", metrics)
+	top.Handle("GET /metrics", metrics.Handler())
 	top.Handle("/", auth.Bearer(token, mux))
 	return top
 }

@@ -102,6 +102,9 @@ func (s *Stamp) runRound(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // shutting down; the results are cancellations, not health
 	}
+	for _, r := range results {
+		s.m.checked(r)
+	}
 	rep := &Report{Status: StatusHealthy, Region: s.cfg.Region, Checks: results, Time: time.Now().UTC()}
 	var failed []string
 	for _, r := range results {

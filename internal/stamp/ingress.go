@@ -78,19 +78,31 @@ func newIngress(s *Stamp) *ingress {
 	return in
 }
 
-// ServeHTTP serves the health model and proxies everything else.
+// ServeHTTP serves the health model and proxies everything else,
+// counting and timing every answer.
 func (in *ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m := in.s.m
+	start := time.Now()
+	m.inFlight.Inc()
+	sw := &statusWriter{ResponseWriter: w}
+	rt, ctx := in.serve(sw, r)
+	m.inFlight.Dec()
+	m.observe(ctx, rt, sw.status(), time.Since(start))
+}
+
+// serve answers r and returns its route class and the context of its span.
+func (in *ingress) serve(w http.ResponseWriter, r *http.Request) (string, context.Context) {
 	if r.URL.Path == HealthPath {
 		in.serveHealth(w, r)
-		return
+		return routeHealth, r.Context()
 	}
 	if fdid := in.s.cfg.FDID; fdid != "" {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get(HeaderFDID)), []byte(fdid)) != 1 {
 			in.writeError(w, http.StatusForbidden, "origin lock: request did not come through this stamp's front door")
-			return
+			return routeApp, r.Context()
 		}
 	}
-	in.traced(w, r, func(w http.ResponseWriter, r *http.Request) {
+	return routeApp, in.traced(w, r, func(w http.ResponseWriter, r *http.Request) {
 		if in.applyFault(w, r) {
 			return
 		}

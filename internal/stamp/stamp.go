@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"net/http"
@@ -80,6 +81,9 @@ type Config struct {
 	FDID string
 	// Logger receives the stamp's logs. Default: discard.
 	Logger *slog.Logger
+	// Registerer, when set, receives the stamp's metrics (ingress requests,
+	// health checks, drain and health state).
+	Registerer prometheus.Registerer
 }
 
 // setDefaults fills the zero fields of c with their defaults.
@@ -166,6 +170,7 @@ type Stamp struct {
 	drained  atomic.Bool
 	fault    atomic.Pointer[Fault]
 	report   atomic.Pointer[Report] // last completed health round
+	m        *metrics
 }
 
 // New fills cfg's defaults, validates it and returns the stamp. It has no
@@ -199,6 +204,11 @@ func New(cfg Config) (*Stamp, error) {
 	for _, c := range cfg.Checks {
 		s.checks = append(s.checks, &check{Check: c})
 	}
+	m, err := newMetrics(s)
+	if err != nil {
+		return nil, fmt.Errorf("stamp: metrics: %w", err)
+	}
+	s.m = m
 	return s, nil
 }
 

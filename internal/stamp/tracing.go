@@ -1,6 +1,7 @@
 package stamp
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -16,7 +17,8 @@ var tracer = telemetry.Tracer("stamp")
 
 // traced wraps the ingress's proxying in a server span that continues the
 // front door's traceparent; the proxy sends the span on to the replica.
-func (in *ingress) traced(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) {
+// It returns the span's context.
+func (in *ingress) traced(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) context.Context {
 	ctx := telemetry.Propagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := tracer.Start(ctx, "ingress "+r.Method+" "+route(r.URL.Path), trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
@@ -34,6 +36,7 @@ func (in *ingress) traced(w http.ResponseWriter, r *http.Request, next func(http
 			span.SetStatus(codes.Error, http.StatusText(sw.status()))
 		}
 	}
+	return ctx
 }
 
 // route is the path's first segment ("/orders/7" → "/orders"): the

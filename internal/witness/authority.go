@@ -113,10 +113,18 @@ type Authority struct {
 	prefix string
 	log    *slog.Logger
 	margin time.Duration
+	// onRenew receives the round trip of every confirmed renewal.
+	onRenew func(group string, took time.Duration)
 }
 
 // Option adjusts an Authority.
 type Option func(*Authority)
+
+// WithRenewObserver makes f receive the round trip of every confirmed
+// lease renewal of the Authority's Helds (metrics).
+func WithRenewObserver(f func(group string, took time.Duration)) Option {
+	return func(a *Authority) { a.onRenew = f }
+}
 
 // WithMargin sets the self-demotion margin of every Held: the holder stops
 // acting this long before TTL has passed since its last confirmed renewal.

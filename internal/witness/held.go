@@ -245,6 +245,9 @@ func (h *Held) loop(ctx context.Context) {
 		cancel()
 		switch {
 		case err == nil:
+			if h.a.onRenew != nil {
+				h.a.onRenew(h.g.Group, time.Since(sent))
+			}
 			h.extend(sent, ttl)
 			next = sent.Add(tm.Renew)
 			lastErr = nil

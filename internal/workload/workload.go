@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net/http"
@@ -50,6 +51,9 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives server-side errors. Default: discard.
 	Logger *slog.Logger
+	// Registerer, when set, receives the workload's metrics (operations by
+	// service, kind and outcome, and their duration).
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) setDefaults() {
@@ -85,6 +89,7 @@ type App struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	now func() time.Time
+	m   *metrics
 }
 
 var _ http.Handler = (*App)(nil)
@@ -101,6 +106,11 @@ func New(cfg Config) (*App, error) {
 		mux: http.NewServeMux(),
 		now: time.Now,
 	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("workload: metrics: %w", err)
+	}
+	a.m = m
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("POST /orders", a.handle("orders", "create", a.createOrder))
 	a.mux.HandleFunc("GET /orders", a.handle("orders", "list", a.listOrders))
@@ -149,22 +159,31 @@ func (a *App) healthz(w http.ResponseWriter, _ *http.Request) {
 // traceparent), the parent of the data-service calls it makes.
 func (a *App) handle(service, op string, fn func(ctx context.Context, r *http.Request) (int, any, error)) http.HandlerFunc {
 	name := service + "." + op
+	kind := "read"
+	if op == "create" || op == "put" {
+		kind = "write"
+	}
+	om := a.m.forOp(service, kind)
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		ctx, span := startSpan(r, name, service, a.cfg.Region)
 		defer span.End()
 		// With w, the server closes the connection after a too-large body.
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 		defer cancel()
-		status, v, err := fn(ctx, r)
+		code, v, err := fn(ctx, r)
 		if err != nil {
+			failed, _ := status(err)
+			om.observe(ctx, failed, time.Since(start))
 			endSpan(span, 0, err)
 			// The request's span, so that the failure's log line has its trace id.
 			a.writeError(w, r.WithContext(ctx), err)
 			return
 		}
-		endSpan(span, status, nil)
-		httpjson.Write(w, status, v)
+		om.observe(ctx, code, time.Since(start))
+		endSpan(span, code, nil)
+		httpjson.Write(w, code, v)
 	}
 }
 
