@@ -194,3 +194,60 @@ func checkPrometheus(t *testing.T, l *runningLab) {
 		}
 	}
 }
+
+// checkMetricsLint scrapes every process's /metrics — each region's admin,
+// each POP's admin, the GSLB's admin and the control API — checks that
+// promtool reports nothing on any of them, and that each serves what it
+// should.
+func checkMetricsLint(t *testing.T, l *runningLab) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		testenv.Skip(t, "PROMETHEUS", "promtool (Debian's prometheus package) is not installed")
+	}
+	tok, err := os.ReadFile(l.eps.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type target struct {
+		name, url string
+		want      []string // metric families it must serve
+	}
+	targets := []target{{"control API", l.eps.Control + "/metrics",
+		[]string{"geostamp_wan_bytes_total", "geostamp_wan_link_cut", "geostamp_lab_faults_total", "geostamp_probe_flows_total", "go_goroutines"}}}
+	for name, r := range l.eps.Regions {
+		targets = append(targets, target{"region " + name, r.Admin + "/metrics", []string{
+			"geostamp_stamp_requests_total", "geostamp_stamp_request_duration_seconds", "geostamp_stamp_health_check_up",
+			"geostamp_workload_operations_total", "geostamp_data_role", "geostamp_failover_transitions_total",
+			"geostamp_witness_lease_held", "process_cpu_seconds_total"}})
+	}
+	for _, p := range l.eps.POPs {
+		targets = append(targets, target{"POP " + p.Name, p.Admin + "/metrics", []string{"geostamp_frontdoor_requests_total", "geostamp_frontdoor_request_duration_seconds"}})
+	}
+	if l.eps.GSLBAdmin != "" {
+		targets = append(targets, target{"GSLB", l.eps.GSLBAdmin + "/metrics", []string{"geostamp_gslb_region_healthy"}})
+	}
+	for _, tg := range targets {
+		req, _ := http.NewRequest(http.MethodGet, tg.url, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tg.name, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s /metrics: %d %v", tg.name, resp.StatusCode, err)
+		}
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(string(body))
+		if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+			t.Errorf("promtool check metrics on %s: %v\n%s", tg.name, err, out)
+		}
+		for _, w := range tg.want {
+			if !strings.Contains(string(body), "# TYPE "+w+" ") {
+				t.Errorf("%s /metrics lacks %s", tg.name, w)
+			}
+		}
+	}
+	t.Logf("promtool check metrics: nothing reported on %d processes", len(targets))
+}

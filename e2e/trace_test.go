@@ -24,7 +24,8 @@ import (
 //     others.
 //
 // The lab also runs Prometheus (up --prometheus): after the traces,
-// checkPrometheus checks what it scraped, failover metrics included.
+// promtool checks every process's /metrics, and checkPrometheus checks
+// what Prometheus scraped, failover metrics included.
 func TestTraces(t *testing.T) {
 	l := startLab(t, promArgs(t)...)
 	const we, ne = "westeurope", "northeurope"
@@ -169,5 +170,6 @@ func TestTraces(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "failover promote") || !strings.Contains(out, ne) {
 		t.Errorf("geostamp trace: exit %d:\n%s%s", code, out, errOut)
 	}
+	t.Run("promtool check metrics", func(t *testing.T) { checkMetricsLint(t, l) })
 	t.Run("prometheus", func(t *testing.T) { checkPrometheus(t, l) })
 }

@@ -9,11 +9,10 @@ import (
 	"net/http/pprof"
 	"net/netip"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/health"
 	"github.com/geostamp/geostamp/internal/httpjson"
+	"github.com/geostamp/geostamp/internal/telemetry"
 )
 
 // OriginStatus is one region as GET /admin/origins shows it: its current
@@ -144,7 +143,7 @@ func (f *FrontDoor) adminHandler() http.Handler {
 		}
 		httpjson.Write(w, http.StatusOK, f.Explain(a.Unmap(), r.URL.Query().Get("affinity")))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(f.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", telemetry.Handler(f.reg))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/geostamp/geostamp/internal/health"
 	"github.com/geostamp/geostamp/internal/routing"
+	"github.com/geostamp/geostamp/internal/telemetry"
 )
 
 // field is one header field. On the lean HTTP/1.1 path its strings point
@@ -540,7 +541,11 @@ func (f *FrontDoor) finish(in *inbound, rec *record) {
 		region = len(f.origins)
 	}
 	f.m.count(region, rec.status)
-	f.m.latency[region].Observe(time.Since(rec.start).Seconds())
+	if took := time.Since(rec.start).Seconds(); rec.trace.span != nil {
+		telemetry.ObserveWithTrace(rec.trace.ctx, f.m.latency[region], took) // exemplar when sampled
+	} else {
+		f.m.latency[region].Observe(took)
+	}
 	if f.access != nil {
 		f.access.write(f, in, rec)
 	}

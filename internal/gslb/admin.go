@@ -5,11 +5,10 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/geostamp/geostamp/internal/auth"
 	"github.com/geostamp/geostamp/internal/health"
 	"github.com/geostamp/geostamp/internal/httpjson"
+	"github.com/geostamp/geostamp/internal/telemetry"
 )
 
 // HealthReport is the body of GET /admin/health.
@@ -57,6 +56,6 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/health", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, s.Health())
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", telemetry.Handler(s.registry))
 	return auth.Bearer(s.token, mux)
 }

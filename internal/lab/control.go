@@ -70,7 +70,7 @@ func (l *Lab) listenControl() (*http.Server, net.Listener, error) {
 	// Metrics are read-only and scraped without the token, as usual.
 	top := http.NewServeMux()
 	top.Handle("GET /metrics", l.metrics.Handler())
-	top.Handle("/", auth.Bearer(l.token, traceControl(mux)))
+	top.Handle("/", auth.Bearer(l.token, traceControl(l.countFaults(mux))))
 	srv := &http.Server{Handler: top, ReadHeaderTimeout: 5 * time.Second}
 	return srv, ln, nil
 }

@@ -202,6 +202,7 @@ func (l *Lab) Run(ctx context.Context) error {
 	}
 	start := time.Now()
 	l.net = wan.New(l.cfg.Logger)
+	l.metrics.Registerer.MustRegister(l.net.Collector())
 	defer l.shutdown()
 	if err := l.setLinks(); err != nil {
 		return err

@@ -2,6 +2,8 @@ package lab
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,4 +69,48 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// countFaults counts the control calls that inject or remove a fault, by
+// kind, once they succeeded: geostamp_lab_faults_total.
+func (l *Lab) countFaults(next http.Handler) http.Handler {
+	faults := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "geostamp_lab_faults_total",
+		Help: "Faults injected or removed through the control API, by kind (region_kill, link_cut, failover_forced, pop_restart, ...).",
+	}, []string{"kind"})
+	l.metrics.Registerer.MustRegister(faults)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := faultKind(r)
+		if kind == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		if sw.code < 400 {
+			faults.WithLabelValues(kind).Inc()
+		}
+	})
+}
+
+// faultKind names the fault of a control call, "" for a call that is
+// none (reads). The kinds are bounded: the mux refuses other actions.
+func faultKind(r *http.Request) string {
+	if r.Method != http.MethodPost {
+		return ""
+	}
+	p := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(p) == 4 && p[1] == "regions":
+		return "region_" + p[3]
+	case len(p) == 5 && p[1] == "links":
+		return "link_" + p[4]
+	case len(p) == 4 && p[1] == "pops":
+		return "pop_" + p[3]
+	case len(p) == 4 && p[1] == "data" && p[3] == "crash":
+		return "data_crash"
+	case len(p) == 3 && p[1] == "failover":
+		return "failover"
+	}
+	return ""
 }

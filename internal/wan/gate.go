@@ -3,6 +3,7 @@ package wan
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/Shopify/toxiproxy/v2/stream"
 	"github.com/Shopify/toxiproxy/v2/toxics"
@@ -16,6 +17,9 @@ type gate struct {
 	shut     bool
 	released bool          // the Net is closed: never hold data again
 	changed  chan struct{} // closed, then replaced, whenever the state changes
+	cuts     uint64        // times shut, and opened again (metrics)
+	heals    uint64
+	bytes    atomic.Uint64 // passed through, all proxies (metrics)
 }
 
 func newGate() *gate { return &gate{changed: make(chan struct{})} }
@@ -28,6 +32,11 @@ func (g *gate) set(shut bool) {
 		return
 	}
 	g.shut = shut
+	if shut {
+		g.cuts++
+	} else {
+		g.heals++
+	}
 	close(g.changed)
 	g.changed = make(chan struct{})
 }
@@ -43,6 +52,13 @@ func (g *gate) release() {
 	g.released = true
 	close(g.changed)
 	g.changed = make(chan struct{})
+}
+
+// counts returns how many times the gate was shut and opened.
+func (g *gate) counts() (cuts, heals uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cuts, g.heals
 }
 
 func (g *gate) isShut() bool {
@@ -96,6 +112,7 @@ func (t *gateToxic) Pipe(stub *toxics.ToxicStub) {
 				stub.Close()
 				return
 			}
+			t.gate.bytes.Add(uint64(len(c.Data)))
 			stub.Output <- c
 		}
 	}
