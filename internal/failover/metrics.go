@@ -64,8 +64,7 @@ func NewCollector(ctls ...*Controller) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, append([]string{"service"}, labels...), nil)
 	}
-	return &Collector{
-		ctls:        ctls,
+	c := &Collector{
 		epoch:       d("geostamp_failover_epoch", "Fencing epoch the region's failover controller knows."),
 		primary:     d("geostamp_failover_primary", "1 while this region's replica is the service's primary."),
 		transitions: d("geostamp_failover_transitions_total", "Failover steps taken in this region, by action (promote, fence, rejoin, repoint) and the failover's mode (planned, forced, automatic; none outside a failover).", "action", "mode"),
@@ -78,10 +77,17 @@ func NewCollector(ctls ...*Controller) *Collector {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"service"}),
 	}
+	for _, ctl := range ctls {
+		c.Add(ctl)
+	}
+	return c
 }
 
 // Add adds a controller; call it before the collector is registered.
-func (c *Collector) Add(ctl *Controller) { c.ctls = append(c.ctls, ctl) }
+func (c *Collector) Add(ctl *Controller) {
+	c.ctls = append(c.ctls, ctl)
+	c.renewals.WithLabelValues(ctl.cfg.Group) // a series from the start
+}
 
 // ObserveRenewal records a confirmed lease renewal.
 func (c *Collector) ObserveRenewal(group string, took time.Duration) {
@@ -119,7 +125,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.leaseHeld, prometheus.GaugeValue, b2f(valid), svc)
 		ch <- prometheus.MustNewConstMetric(c.leaseLeft, prometheus.GaugeValue, left, svc)
-		c.renewals.WithLabelValues(svc) // a series from the start
 	}
 	c.renewals.Collect(ch)
 }

@@ -91,7 +91,7 @@ func (in *ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve answers r and returns its route class and the context of its span.
-func (in *ingress) serve(w http.ResponseWriter, r *http.Request) (string, context.Context) {
+func (in *ingress) serve(w *statusWriter, r *http.Request) (string, context.Context) {
 	if r.URL.Path == HealthPath {
 		in.serveHealth(w, r)
 		return routeHealth, r.Context()

@@ -17,8 +17,9 @@ var tracer = telemetry.Tracer("stamp")
 
 // traced wraps the ingress's proxying in a server span that continues the
 // front door's traceparent; the proxy sends the span on to the replica.
-// It returns the span's context.
-func (in *ingress) traced(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) context.Context {
+// It returns the span's context; sw is the ingress's writer, which
+// records the status for the span and the metrics alike.
+func (in *ingress) traced(sw *statusWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) context.Context {
 	ctx := telemetry.Propagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := tracer.Start(ctx, "ingress "+r.Method+" "+route(r.URL.Path), trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
@@ -28,7 +29,6 @@ func (in *ingress) traced(w http.ResponseWriter, r *http.Request, next func(http
 			attribute.String("http.route", route(r.URL.Path)),
 			attribute.String("url.path", r.URL.Path))
 	}
-	sw := &statusWriter{ResponseWriter: w}
 	next(sw, r.WithContext(ctx))
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("http.response.status_code", sw.status()))
